@@ -1,0 +1,21 @@
+/*
+ * eddy.h - the one header an application includes.
+ *
+ * eddy is Tornado's IOStream and TCPServer in C: a single-threaded event
+ * loop, refcounted futures, buffered streams whose every operation returns a
+ * future, TLS on OpenSSL, and TCP servers and clients. Start with
+ * docs/guide.md; the ownership rules are in eddy/future.h and
+ * docs/ownership.md.
+ */
+#ifndef EDDY_H
+#define EDDY_H
+
+#include "eddy/error.h"
+#include "eddy/loop.h"
+#include "eddy/future.h"
+
+#define EDDY_VERSION_MAJOR 0
+#define EDDY_VERSION_MINOR 1
+#define EDDY_VERSION_PATCH 0
+
+#endif /* EDDY_H */

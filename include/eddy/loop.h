@@ -1,0 +1,365 @@
+/*
+ * eddy/loop.h - the event loop.
+ *
+ * One loop per thread. A loop multiplexes file descriptors (epoll on Linux,
+ * poll() everywhere else or on request), runs timers from a binary heap on
+ * the monotonic clock, runs deferred callbacks in FIFO order, and settles the
+ * futures of everything built on it.
+ *
+ * Threads. Every function here must be called on the loop's own thread,
+ * except eddy_loop_call_soon_threadsafe(), which any thread may call.
+ *
+ * Callbacks. Nothing registered here ever runs inside the call that
+ * registered it: callbacks run from eddy_loop_run() (or run_until) only.
+ *
+ * Time. Durations and instants are in seconds, as doubles, on the loop's
+ * monotonic clock (eddy_loop_time()). Wall-clock steps never move timers.
+ */
+#ifndef EDDY_LOOP_H
+#define EDDY_LOOP_H
+
+#include <stddef.h>
+#include <stdarg.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct eddy_loop eddy_loop_t;
+typedef struct eddy_timer eddy_timer_t;
+typedef struct eddy_future eddy_future_t;
+
+/** A plain deferred callback. */
+typedef void (*eddy_callback_fn)(void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                                */
+/* ------------------------------------------------------------------------ */
+
+/** Which readiness backend a loop uses. */
+typedef enum eddy_backend {
+  EDDY_BACKEND_DEFAULT = 0, /**< epoll where built, else poll; see below */
+  EDDY_BACKEND_EPOLL = 1,   /**< Linux epoll */
+  EDDY_BACKEND_POLL = 2     /**< portable poll(2) */
+} eddy_backend_t;
+
+/**
+ * Creates a loop with the default backend. The environment variable
+ * EDDY_BACKEND ("epoll" or "poll") overrides the default, which is how the
+ * test suite runs once per backend.
+ *
+ * @return a new loop owned by the caller (free it with eddy_loop_free()),
+ *         or NULL with errno set (ENOMEM, EMFILE, ...).
+ */
+EDDY_API eddy_loop_t *eddy_loop_new(void);
+
+/**
+ * Creates a loop with a given backend; EDDY_BACKEND_DEFAULT behaves as
+ * eddy_loop_new(). Asking for epoll where it was not built fails with
+ * errno = ENOSYS.
+ *
+ * @return a new loop owned by the caller, or NULL with errno set.
+ */
+EDDY_API eddy_loop_t *eddy_loop_new_with_backend(eddy_backend_t backend);
+
+/**
+ * The backend a loop runs on: "epoll" or "poll". A static string.
+ */
+EDDY_API const char *eddy_loop_backend_name(const eddy_loop_t *loop);
+
+/**
+ * Frees a loop. It must not be running. Timers are freed, pending
+ * call_soon callbacks are dropped without running, fd handlers are removed
+ * (the fds themselves are not closed: they belong to whoever registered
+ * them), the thread pool is joined. Futures that still reference the loop
+ * must have been released first: a future outliving its loop is a bug.
+ * NULL is allowed and does nothing.
+ */
+EDDY_API void eddy_loop_free(eddy_loop_t *loop);
+
+/**
+ * Runs the loop until eddy_loop_stop() is called, even when there is
+ * nothing to wait for (Tornado's IOLoop.start()).
+ *
+ * @return 0 when stopped; a negative error if the backend failed
+ *         irrecoverably (EDDY_EUSAGE if called re-entrantly).
+ */
+EDDY_API int eddy_loop_run(eddy_loop_t *loop);
+
+/**
+ * Makes eddy_loop_run() / eddy_loop_run_until() return after the current
+ * iteration. Called while the loop is not running, it makes the next run
+ * return after one iteration.
+ */
+EDDY_API void eddy_loop_stop(eddy_loop_t *loop);
+
+/**
+ * Runs the loop until @p future settles (Tornado's run_sync), or until
+ * @p timeout seconds pass (timeout <= 0: no limit).
+ *
+ * @param future borrowed; the caller keeps its reference and reads the
+ *               outcome from it afterwards.
+ * @return 0 once the future has settled (whatever its outcome);
+ *         EDDY_ETIMEOUT if the timeout passed first (the future is then
+ *         cancelled, as run_sync does); EDDY_ESTOPPED if eddy_loop_stop()
+ *         ended the run first; EDDY_EUSAGE for a NULL future or a re-entrant
+ *         call.
+ */
+EDDY_API int eddy_loop_run_until(eddy_loop_t *loop, eddy_future_t *future,
+                                 double timeout);
+
+/**
+ * The loop's current time in seconds on CLOCK_MONOTONIC. It is sampled once
+ * per iteration, so all callbacks of one iteration see the same value.
+ */
+EDDY_API double eddy_loop_time(const eddy_loop_t *loop);
+
+/**
+ * Re-samples the clock now (for code that ran long inside one iteration).
+ */
+EDDY_API void eddy_loop_update_time(eddy_loop_t *loop);
+
+/**
+ * Rebuilds the loop's kernel state in a child process after fork(): a new
+ * epoll set with the same registrations, a new wakeup fd and signalfd, and a
+ * new (empty) thread pool. eddy_loop_run() also does this by itself when it
+ * notices the pid changed, so calling it is only needed to register fds
+ * before the first run in the child.
+ *
+ * @return 0, or a negative errno value (the loop is unusable then).
+ */
+EDDY_API int eddy_loop_after_fork(eddy_loop_t *loop);
+
+/* ------------------------------------------------------------------------ */
+/* Deferred callbacks                                                        */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Runs cb(arg) on the next iteration of the loop. Callbacks run in the order
+ * they were added; a callback added while callbacks are running waits for
+ * the next iteration (so one that re-adds itself cannot starve I/O).
+ *
+ * @return 0, or -ENOMEM.
+ */
+EDDY_API int eddy_loop_call_soon(eddy_loop_t *loop, eddy_callback_fn cb,
+                                 void *arg);
+
+/**
+ * The same, from any thread: queues cb(arg) and wakes the loop (an eventfd,
+ * or a pipe where there is none). Wakeups coalesce: a thousand calls before
+ * the loop wakes cost one wakeup. Safe to call while the loop is not running
+ * (the callback runs on the next run). Not async-signal-safe.
+ *
+ * @return 0, or -ENOMEM.
+ */
+EDDY_API int eddy_loop_call_soon_threadsafe(eddy_loop_t *loop,
+                                            eddy_callback_fn cb, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* File descriptor readiness                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** Readiness bits, as in Tornado's IOLoop. */
+#define EDDY_READ 0x001u
+#define EDDY_WRITE 0x004u
+/**
+ * Error or hang-up. Never asked for: always reported. With epoll, an error
+ * or hang-up is reported as EDDY_ERROR together with whichever of READ and
+ * WRITE the handler asked for, so the handler's normal read/write path
+ * finds the error in the syscall's result.
+ */
+#define EDDY_ERROR 0x018u
+
+/** Called with the fd and the events that are ready. */
+typedef void (*eddy_io_fn)(eddy_loop_t *loop, int fd, unsigned events,
+                           void *arg);
+
+/**
+ * Starts watching @p fd for @p events (EDDY_READ and/or EDDY_WRITE; 0 is
+ * allowed and watches only for errors). The fd stays owned by the caller,
+ * who must remove the handler before closing it. Interest changes are
+ * batched and reach the kernel once per iteration, only when they differ
+ * from what the kernel has.
+ *
+ * @return 0; -EEXIST if the fd already has a handler; -EBADF for a negative
+ *         fd; -EINVAL for a NULL cb; -ENOMEM.
+ */
+EDDY_API int eddy_loop_add_handler(eddy_loop_t *loop, int fd, unsigned events,
+                                   eddy_io_fn cb, void *arg);
+
+/**
+ * Replaces the interest set of a watched fd.
+ *
+ * @return 0, or -ENOENT if the fd has no handler.
+ */
+EDDY_API int eddy_loop_update_handler(eddy_loop_t *loop, int fd,
+                                      unsigned events);
+
+/**
+ * Stops watching @p fd. Events already collected for it in this iteration
+ * are dropped. Safe to call from the fd's own handler.
+ *
+ * @return 0, or -ENOENT if the fd has no handler.
+ */
+EDDY_API int eddy_loop_remove_handler(eddy_loop_t *loop, int fd);
+
+/* ------------------------------------------------------------------------ */
+/* Timers                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Creates a stopped timer that will call cb(arg). A timer is owned by its
+ * creator and is reusable: start, stop and start it again as often as
+ * needed; free it with eddy_timer_free(). Timers cost one allocation and
+ * O(log n) to start or stop.
+ *
+ * @return a new timer, or NULL with errno = ENOMEM.
+ */
+EDDY_API eddy_timer_t *eddy_timer_new(eddy_loop_t *loop, eddy_callback_fn cb,
+                                      void *arg);
+
+/**
+ * Starts (or restarts) a timer: first run after @p delay seconds (<= 0 means
+ * on the next iteration, after I/O), then, if @p repeat > 0, every
+ * @p repeat seconds, each run scheduled from the start of the previous
+ * scheduled time (Tornado's PeriodicCallback: missed ticks are skipped, not
+ * bunched). Timers due at the same time run in the order they were started.
+ * Expired timers are collected before any of them runs, so a timer that
+ * restarts itself with delay 0 runs once per iteration, never in a loop.
+ *
+ * @return 0, or EDDY_EUSAGE for a NaN delay or a negative repeat.
+ */
+EDDY_API int eddy_timer_start(eddy_timer_t *timer, double delay, double repeat);
+
+/**
+ * Starts a timer at the absolute loop time @p when (see eddy_loop_time()).
+ *
+ * @return 0, or EDDY_EUSAGE for a NaN time.
+ */
+EDDY_API int eddy_timer_start_at(eddy_timer_t *timer, double when);
+
+/**
+ * Stops a timer; harmless if it is not running or has already fired.
+ */
+EDDY_API void eddy_timer_stop(eddy_timer_t *timer);
+
+/** Whether the timer is started and has not fired yet (or repeats). */
+EDDY_API int eddy_timer_active(const eddy_timer_t *timer);
+
+/**
+ * Stops and frees a timer. Allowed from inside its own callback. NULL is
+ * allowed.
+ */
+EDDY_API void eddy_timer_free(eddy_timer_t *timer);
+
+/**
+ * Fire-and-forget: runs cb(arg) once after @p delay seconds. There is no
+ * handle, so it cannot be cancelled: use eddy_timer_new() for that.
+ *
+ * @return 0, or -ENOMEM.
+ */
+EDDY_API int eddy_loop_call_later(eddy_loop_t *loop, double delay,
+                                  eddy_callback_fn cb, void *arg);
+
+/** Fire-and-forget at the absolute loop time @p when. @return 0 or -ENOMEM. */
+EDDY_API int eddy_loop_call_at(eddy_loop_t *loop, double when,
+                               eddy_callback_fn cb, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Signals                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Called on the loop's thread, outside signal context, once per delivery
+ * (deliveries that arrive together may coalesce into one call). */
+typedef void (*eddy_signal_fn)(eddy_loop_t *loop, int signo, void *arg);
+
+/**
+ * Delivers @p signo to cb on this loop. On Linux this blocks the signal in
+ * the calling thread and reads it from a signalfd; elsewhere a handler
+ * writes to a self-pipe. Threads that eddy starts block every signal. One
+ * handler per signal per loop; a second call replaces it.
+ *
+ * @return 0; -EINVAL for a signal that cannot be caught (SIGKILL, SIGSTOP)
+ *         or is out of range; -ENOMEM.
+ */
+EDDY_API int eddy_loop_add_signal(eddy_loop_t *loop, int signo,
+                                  eddy_signal_fn cb, void *arg);
+
+/**
+ * Stops delivering @p signo and restores its previous disposition and mask.
+ *
+ * @return 0, or -ENOENT if it was not being delivered.
+ */
+EDDY_API int eddy_loop_remove_signal(eddy_loop_t *loop, int signo);
+
+/**
+ * A future resolved the next time @p signo arrives (value: none; size: the
+ * signal number). Cancelling it stops waiting.
+ *
+ * @return a new reference (see docs/ownership.md), or NULL on ENOMEM.
+ */
+EDDY_API eddy_future_t *eddy_loop_wait_signal(eddy_loop_t *loop, int signo);
+
+/* ------------------------------------------------------------------------ */
+/* Blocking work on a thread pool                                            */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Work for the pool. Runs on a pool thread: it must not touch the loop or
+ * any future. Return 0 and set *value (and *size) for success, or return a
+ * negative error code for failure.
+ */
+typedef int (*eddy_work_fn)(void *arg, void **value, size_t *size);
+
+/** Frees a value produced by a work function or carried by a future. */
+typedef void (*eddy_free_fn)(void *value);
+
+/**
+ * Runs fn(arg) on the loop's thread pool (started on first use, 4 threads,
+ * or EDDY_THREADS from the environment) and settles the returned future on
+ * the loop with its outcome: resolved with (value, size, value_free) or
+ * rejected with the code it returned. Cancelling the future before the work
+ * starts skips it; once started it runs to the end and its value is freed
+ * with value_free.
+ *
+ * @return a new reference, or NULL on ENOMEM.
+ */
+EDDY_API eddy_future_t *eddy_loop_run_in_thread(eddy_loop_t *loop,
+                                                eddy_work_fn fn, void *arg,
+                                                eddy_free_fn value_free);
+
+/* ------------------------------------------------------------------------ */
+/* Logging                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum eddy_log_level {
+  EDDY_LOG_DEBUG = 10,
+  EDDY_LOG_INFO = 20,
+  EDDY_LOG_WARNING = 30,
+  EDDY_LOG_ERROR = 40
+} eddy_log_level_t;
+
+/** Receives one formatted message, without a trailing newline. */
+typedef void (*eddy_log_fn)(eddy_log_level_t level, const char *message,
+                            void *arg);
+
+/**
+ * Sends the loop's log messages (and those of every stream and server on
+ * it) to @p fn. NULL restores the default: messages at WARNING and above
+ * to stderr, prefixed "eddy: ". The level threshold applies to the default
+ * handler only; a custom handler sees every message.
+ */
+EDDY_API void eddy_loop_set_logger(eddy_loop_t *loop, eddy_log_fn fn,
+                                   void *arg);
+
+/** Logs a printf-style message through the loop's logger. */
+EDDY_API void eddy_loop_log(eddy_loop_t *loop, eddy_log_level_t level,
+                            const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDDY_LOOP_H */
