@@ -13,6 +13,8 @@
 #include "eddy/error.h"
 #include "eddy/loop.h"
 #include "eddy/future.h"
+#include "eddy/stream.h"
+#include "eddy/tcp.h"
 
 #define EDDY_VERSION_MAJOR 0
 #define EDDY_VERSION_MINOR 1

@@ -1,0 +1,336 @@
+/*
+ * eddy/tcp.h - TCP servers and clients, listening sockets, name resolution.
+ *
+ * Tornado's TCPServer, TCPClient and netutil. A server hands out one stream
+ * per accepted connection, either through a future per accept
+ * (eddy_tcp_server_accept()) or by calling a handler, or both (the accept
+ * futures are served first). All functions run on the loop's thread.
+ */
+#ifndef EDDY_TCP_H
+#define EDDY_TCP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include "error.h"
+#include "loop.h"
+#include "future.h"
+#include "stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Listening sockets (netutil)                                               */
+/* ------------------------------------------------------------------------ */
+
+/** Flags for eddy_bind_sockets(). */
+#define EDDY_BIND_REUSEPORT 0x1u /**< set SO_REUSEPORT (-ENOTSUP without it) */
+
+/** The default listen backlog, as Tornado's. */
+#define EDDY_DEFAULT_BACKLOG 128
+
+/**
+ * Makes non-blocking, close-on-exec listening sockets for @p port on every
+ * address @p address resolves to (NULL or "" means every interface), one
+ * per address family: IPv6 sockets get IPV6_V6ONLY, all get SO_REUSEADDR.
+ * With port 0 the first socket gets an ephemeral port and the others reuse
+ * it, so every family listens on the same port. All or nothing: if one
+ * bind fails, the sockets already made are closed.
+ *
+ * @param family   AF_UNSPEC, AF_INET or AF_INET6.
+ * @param backlog  <= 0 for EDDY_DEFAULT_BACKLOG.
+ * @param fds      receives the sockets, owned by the caller.
+ * @return the number of sockets (>= 1), or a negative error: -EADDRINUSE,
+ *         -EACCES, EDDY_ENONAME / EDDY_ERESOLVE for an address that does not
+ *         resolve, -ENOSPC if @p max_fds is too small, -EINVAL.
+ */
+EDDY_API int eddy_bind_sockets(int port, const char *address, int family,
+                               int backlog, unsigned flags, int *fds,
+                               size_t max_fds);
+
+/**
+ * Makes a listening UNIX socket at @p path with permissions @p mode. A stale
+ * socket file at @p path is replaced; any other kind of file is left alone
+ * and the call fails with -EEXIST. A path starting with '@' names a Linux
+ * abstract socket (no file, no chmod).
+ *
+ * @return the fd (owned by the caller), or a negative errno.
+ */
+EDDY_API int eddy_bind_unix_socket(const char *path, mode_t mode, int backlog);
+
+/**
+ * Non-zero if @p s is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1"),
+ * zero for anything else (names, surrounding spaces, trailing junk, empty,
+ * NULL).
+ */
+EDDY_API int eddy_is_valid_ip(const char *s);
+
+/* ------------------------------------------------------------------------ */
+/* Servers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct eddy_tcp_server eddy_tcp_server_t;
+
+/** Server settings; initialise with eddy_tcp_server_options_init(). */
+typedef struct eddy_tcp_server_options {
+  /** Options for every stream the server makes (limits, deadlines). */
+  eddy_stream_options_t stream;
+  /** Connections accepted while no accept future is waiting and there is no
+   *  handler wait in a queue of this length (default 128); past it, the
+   *  listeners pause until the queue has room. */
+  size_t accept_queue;
+  /** Most open connections handed out at once (0: no limit); at the limit
+   *  the listeners pause and resume when a connection closes. */
+  size_t max_connections;
+} eddy_tcp_server_options_t;
+
+/** Fills @p options with the defaults. */
+EDDY_API void eddy_tcp_server_options_init(eddy_tcp_server_options_t *options);
+
+/**
+ * The connection handler (Tornado's handle_stream). @p s is borrowed: the
+ * server holds a reference until the returned future settles (or, if the
+ * handler returns NULL, until the handler returns): eddy_stream_ref() it to
+ * keep it longer. A returned future that fails is logged (EDDY_ECLOSED at
+ * debug level, anything else as a warning) and never stops the server.
+ */
+typedef eddy_future_t *(*eddy_stream_handler_fn)(eddy_stream_t *s,
+                                                 const struct sockaddr *peer,
+                                                 void *arg);
+
+/**
+ * A new server on @p loop. It listens on nothing until listen, bind+start or
+ * add_sockets.
+ *
+ * @param options copied; NULL for defaults.
+ * @return the server (free it with eddy_tcp_server_free()), or NULL with
+ *         errno set.
+ */
+EDDY_API eddy_tcp_server_t *eddy_tcp_server_new(eddy_loop_t *loop,
+                                                const eddy_tcp_server_options_t *options);
+
+/** Sets the handler (NULL removes it: connections then wait for accept). */
+EDDY_API void eddy_tcp_server_set_handler(eddy_tcp_server_t *srv,
+                                          eddy_stream_handler_fn fn, void *arg);
+
+/**
+ * A future resolved with the next accepted stream (the future's value holds
+ * a reference to it; take it with eddy_future_take() to own the stream, and
+ * read the peer with eddy_stream_peer_address()). Connections that arrive
+ * while no accept is pending wait in the accept queue. Rejected with
+ * EDDY_ECLOSED once the server is stopped.
+ */
+EDDY_API eddy_future_t *eddy_tcp_server_accept(eddy_tcp_server_t *srv);
+
+/**
+ * Binds and starts listening at once (Tornado's listen): bind_sockets then
+ * add_sockets. May be called several times.
+ *
+ * @param address NULL or "" for every interface.
+ * @return 0 or a negative error (see eddy_bind_sockets()).
+ */
+EDDY_API int eddy_tcp_server_listen(eddy_tcp_server_t *srv, int port,
+                                    const char *address);
+
+/**
+ * Binds sockets to listen on once eddy_tcp_server_start() runs (or at once
+ * if it already has).
+ *
+ * @return 0 or a negative error (see eddy_bind_sockets()).
+ */
+EDDY_API int eddy_tcp_server_bind(eddy_tcp_server_t *srv, int port,
+                                  const char *address, int family, int backlog,
+                                  unsigned flags);
+
+/**
+ * Starts serving the bound sockets. With @p num_processes == 1 it serves in
+ * this process. Otherwise it first forks (num_processes <= 0: one per CPU)
+ * through eddy_fork_processes(): the parent supervises and never returns
+ * from this call (it exits when the children are done), each child returns
+ * its task id and serves. Call it before the loop runs.
+ *
+ * @return the task id in a child (0 when not forking), or a negative error
+ *         (EDDY_EUSAGE if called twice).
+ */
+EDDY_API int eddy_tcp_server_start(eddy_tcp_server_t *srv, int num_processes,
+                                   int max_restarts);
+
+/**
+ * Starts accepting on listening sockets made elsewhere (e.g. by
+ * eddy_bind_sockets() before forking). The server takes ownership of the
+ * fds and closes them on stop.
+ *
+ * @return 0 or a negative errno (-ENOMEM, -EBADF).
+ */
+EDDY_API int eddy_tcp_server_add_sockets(eddy_tcp_server_t *srv,
+                                         const int *fds, size_t n);
+
+/** One socket: eddy_tcp_server_add_sockets(srv, &fd, 1). */
+EDDY_API int eddy_tcp_server_add_socket(eddy_tcp_server_t *srv, int fd);
+
+/**
+ * The listening sockets, for printing or passing on: up to @p max fds
+ * (still owned by the server) are stored in @p fds.
+ *
+ * @return how many sockets the server listens on (may exceed max).
+ */
+EDDY_API size_t eddy_tcp_server_sockets(const eddy_tcp_server_t *srv, int *fds,
+                                        size_t max);
+
+/**
+ * Stops accepting at once and closes the listening sockets; queued but
+ * unclaimed connections are closed, pending accept futures are rejected
+ * with EDDY_ECLOSED. Streams already handed out go on. Idempotent, and safe
+ * from inside a handler.
+ */
+EDDY_API void eddy_tcp_server_stop(eddy_tcp_server_t *srv);
+
+/**
+ * Graceful shutdown: stops accepting, then waits up to @p grace seconds for
+ * the handed-out streams to close, then closes the rest.
+ *
+ * @return a future resolved when every stream is closed.
+ */
+EDDY_API eddy_future_t *eddy_tcp_server_shutdown(eddy_tcp_server_t *srv,
+                                                 double grace);
+
+/** Streams handed out and still open. */
+EDDY_API size_t eddy_tcp_server_connection_count(const eddy_tcp_server_t *srv);
+
+/**
+ * Stops the server and frees it. Streams handed out live on. NULL is
+ * allowed.
+ */
+EDDY_API void eddy_tcp_server_free(eddy_tcp_server_t *srv);
+
+/* ------------------------------------------------------------------------ */
+/* Processes                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Forks @p num_processes workers (<= 0: one per CPU). Each child returns its
+ * task id, 0 .. n-1. The parent never returns: it supervises, restarting a
+ * child that dies of a signal or exits non-zero with the same task id (up
+ * to @p max_restarts restarts in all; < 0 means 100), forwards SIGTERM and
+ * SIGINT to the children, and exits 0 once every child has exited cleanly
+ * (1 if it gave up restarting). Children get SIGTERM if the parent dies.
+ * Fork before making a loop; bind sockets before forking.
+ *
+ * @return the task id in a child, or a negative errno if the first fork
+ *         failed (EDDY_EUSAGE if called twice in one process).
+ */
+EDDY_API int eddy_fork_processes(int num_processes, int max_restarts);
+
+/** This process's task id from eddy_fork_processes(), or -1 outside it. */
+EDDY_API int eddy_task_id(void);
+
+/** The number of online CPUs (at least 1). */
+EDDY_API int eddy_cpu_count(void);
+
+/* ------------------------------------------------------------------------ */
+/* Name resolution                                                           */
+/* ------------------------------------------------------------------------ */
+
+/** One resolved address. */
+typedef struct eddy_address {
+  int family;                   /**< AF_INET or AF_INET6 */
+  socklen_t len;                /**< bytes used in addr */
+  struct sockaddr_storage addr; /**< with the port set */
+} eddy_address_t;
+
+typedef struct eddy_resolver eddy_resolver_t;
+
+/**
+ * A resolver function: returns a new reference to a future resolved with an
+ * array of eddy_address_t (value: the array, malloc'ed, freed with free();
+ * size: the number of entries, >= 1), or rejected with EDDY_ENONAME /
+ * EDDY_ERESOLVE / EDDY_ETIMEOUT.
+ */
+typedef eddy_future_t *(*eddy_resolve_fn)(void *arg, eddy_loop_t *loop,
+                                          const char *host, int port,
+                                          int family);
+
+/**
+ * The default resolver: getaddrinfo() on the loop's thread pool, results in
+ * the order getaddrinfo gives them.
+ *
+ * @return a resolver owned by the caller (eddy_resolver_free()), or NULL.
+ */
+EDDY_API eddy_resolver_t *eddy_resolver_new(eddy_loop_t *loop);
+
+/**
+ * A resolver that calls @p fn (for tests, caches, c-ares...).
+ *
+ * @return a resolver owned by the caller, or NULL on ENOMEM.
+ */
+EDDY_API eddy_resolver_t *eddy_resolver_new_custom(eddy_loop_t *loop,
+                                                   eddy_resolve_fn fn,
+                                                   void *arg);
+
+/**
+ * Maps (@p host, @p port, @p family) to (@p to_host, @p to_port) before
+ * resolving (Tornado's OverrideResolver). Lookups try (host, port, family),
+ * then (host, port) (@p family AF_UNSPEC), then host alone (@p port -1).
+ * Strings are copied.
+ *
+ * @return 0 or -ENOMEM.
+ */
+EDDY_API int eddy_resolver_add_override(eddy_resolver_t *r, const char *host,
+                                        int port, int family,
+                                        const char *to_host, int to_port);
+
+/**
+ * Resolves @p host and @p port for @p family (AF_UNSPEC for both).
+ *
+ * @return a new reference to a future as described for eddy_resolve_fn.
+ */
+EDDY_API eddy_future_t *eddy_resolver_resolve(eddy_resolver_t *r,
+                                              const char *host, int port,
+                                              int family);
+
+/** Frees a resolver; lookups in flight still settle. NULL is allowed. */
+EDDY_API void eddy_resolver_free(eddy_resolver_t *r);
+
+/* ------------------------------------------------------------------------ */
+/* Clients                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Client settings; initialise with eddy_tcp_connect_options_init(). */
+typedef struct eddy_tcp_connect_options {
+  int family;                   /**< AF_UNSPEC (default), AF_INET, AF_INET6 */
+  eddy_stream_options_t stream; /**< for the resulting stream */
+  const char *source_ip;        /**< bind to this address first (NULL: no) */
+  int source_port;              /**< bind to this port first (0: no) */
+  double timeout;               /**< seconds for everything (0: none) */
+  double fallback_delay;        /**< Happy Eyeballs delay (default 0.3 s) */
+  eddy_resolver_t *resolver;    /**< borrowed; NULL: a default resolver */
+} eddy_tcp_connect_options_t;
+
+/** Fills @p options with the defaults. */
+EDDY_API void eddy_tcp_connect_options_init(eddy_tcp_connect_options_t *options);
+
+/**
+ * Connects to @p host (a name or an IP literal) and @p port. The name is
+ * resolved off the loop thread; the addresses are tried with Happy Eyeballs
+ * (the other family starts after fallback_delay or as soon as an attempt
+ * fails; the first to connect wins and the others are closed). One timeout
+ * covers resolving and connecting. Cancelling the future closes every
+ * attempt.
+ *
+ * @param options copied; NULL for defaults.
+ * @return a new reference to a future resolved with the connected stream
+ *         (as for eddy_stream_connect()), or rejected with EDDY_ECLOSED and
+ *         the last attempt's cause (-ECONNREFUSED...), EDDY_ETIMEOUT,
+ *         EDDY_ENONAME, or a source bind error (-EADDRNOTAVAIL, -EACCES).
+ */
+EDDY_API eddy_future_t *eddy_tcp_connect(eddy_loop_t *loop, const char *host,
+                                         int port,
+                                         const eddy_tcp_connect_options_t *options);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDDY_TCP_H */
