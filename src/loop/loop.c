@@ -1,0 +1,315 @@
+/*
+ * The loop's life cycle and its iteration.
+ *
+ * One iteration:
+ *   1. timers that are due (collected first, then run), then deferred tasks;
+ *   2. the call_soon callbacks queued before this pass, then deferred tasks;
+ *   3. the poll timeout: 0 when work is waiting, else up to the next timer;
+ *   4. interest changes reach the kernel, in one batch;
+ *   5. poll, then sample the clock (so I/O handlers arm timers from now,
+ *      not from before a long sleep), then the I/O handlers (the cross-
+ *      thread queue and signals are fds too), then deferred tasks.
+ * Deferred tasks draw on a per-iteration quota: a chain longer than that
+ * continues after a poll that does not block, so I/O is never starved.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop/loop_impl.h"
+
+/* Recycled call_soon nodes kept per loop; a burst beyond this is freed. */
+#define SOON_FREE_MAX 1024
+
+static int64_t clock_ns(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * EDDY__NSEC + ts.tv_nsec;
+}
+
+static const struct eddy__backend *pick_backend(eddy_backend_t which)
+{
+  if (which == EDDY_BACKEND_DEFAULT) {
+    const char *env = getenv("EDDY_BACKEND");
+    if (env != NULL && strcmp(env, "poll") == 0)
+      which = EDDY_BACKEND_POLL;
+  }
+  switch (which) {
+  case EDDY_BACKEND_DEFAULT:
+  case EDDY_BACKEND_EPOLL:
+#ifdef EDDY_HAVE_EPOLL
+    return &eddy__backend_epoll;
+#else
+    if (which == EDDY_BACKEND_EPOLL) {
+      errno = ENOSYS;
+      return NULL;
+    }
+    return &eddy__backend_poll;
+#endif
+  case EDDY_BACKEND_POLL:
+    return &eddy__backend_poll;
+  }
+  errno = EINVAL;
+  return NULL;
+}
+
+eddy_loop_t *eddy_loop_new(void)
+{
+  return eddy_loop_new_with_backend(EDDY_BACKEND_DEFAULT);
+}
+
+eddy_loop_t *eddy_loop_new_with_backend(eddy_backend_t backend)
+{
+  const struct eddy__backend *be = pick_backend(backend);
+  eddy_loop_t *loop;
+  int rc;
+
+  if (be == NULL)
+    return NULL;
+  loop = calloc(1, sizeof *loop);
+  if (loop == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  loop->backend = be;
+  loop->epfd = -1;
+  loop->pid = getpid();
+  loop->now = clock_ns();
+  loop->dtail = &loop->dhead;
+  loop->stail = &loop->shead;
+  eddy_list_init(&loop->timers);
+  eddy_list_init(&loop->due);
+  eddy__io_init(loop);
+  rc = be->init(loop);
+  if (rc < 0) {
+    be->fini(loop);
+    free(loop);
+    errno = -rc;
+    return NULL;
+  }
+  rc = eddy__wakeup_init(loop);
+  if (rc < 0) {
+    be->fini(loop);
+    eddy__io_fini(loop);
+    free(loop);
+    errno = -rc;
+    return NULL;
+  }
+  return loop;
+}
+
+const char *eddy_loop_backend_name(const eddy_loop_t *loop)
+{
+  return loop != NULL ? loop->backend->name : "none";
+}
+
+/* Bounded: a task that keeps queueing tasks must not hang the free. */
+#define FREE_DRAIN_MAX (1u << 20)
+
+void eddy_loop_free(eddy_loop_t *loop)
+{
+  struct eddy__soon *s, *next;
+  unsigned i;
+
+  if (loop == NULL)
+    return;
+  /* Deferred tasks hold references (a future's pending callbacks): running
+   * them is the only way to release those without leaking. */
+  for (i = 0; loop->dhead != NULL && i < FREE_DRAIN_MAX; i++) {
+    loop->budget = 1;
+    eddy__loop_run_deferred(loop);
+  }
+  eddy__pool_fini(loop);
+  eddy__signals_fini(loop);
+  eddy__wakeup_fini(loop);
+  eddy__timers_fini(loop);
+  for (s = loop->shead; s != NULL; s = next) {
+    next = s->next;
+    free(s);
+  }
+  for (s = loop->sfree; s != NULL; s = next) {
+    next = s->next;
+    free(s);
+  }
+  loop->backend->fini(loop);
+  eddy__io_fini(loop);
+  free(loop);
+}
+
+double eddy_loop_time(const eddy_loop_t *loop)
+{
+  return loop != NULL ? (double)loop->now / 1e9 : 0.0;
+}
+
+void eddy_loop_update_time(eddy_loop_t *loop)
+{
+  if (loop != NULL)
+    loop->now = clock_ns();
+}
+
+void eddy_loop_stop(eddy_loop_t *loop)
+{
+  if (loop != NULL)
+    loop->stop = 1;
+}
+
+/* ---- deferred tasks and call_soon --------------------------------------- */
+
+void eddy__loop_defer(eddy_loop_t *loop, struct eddy__task *task)
+{
+  if (loop == NULL || task == NULL)
+    return;
+  task->next = NULL;
+  *loop->dtail = task;
+  loop->dtail = &task->next;
+}
+
+void eddy__loop_run_deferred(eddy_loop_t *loop)
+{
+  struct eddy__task *t;
+
+  while ((t = loop->dhead) != NULL && loop->budget > 0) {
+    loop->budget--;
+    loop->dhead = t->next;
+    if (loop->dhead == NULL)
+      loop->dtail = &loop->dhead;
+    t->next = NULL;
+    t->run(t);
+  }
+}
+
+int eddy_loop_call_soon(eddy_loop_t *loop, eddy_callback_fn cb, void *arg)
+{
+  struct eddy__soon *s;
+
+  if (loop == NULL || cb == NULL)
+    return -EINVAL;
+  s = loop->sfree;
+  if (s != NULL) {
+    loop->sfree = s->next;
+    loop->nsfree--;
+  } else if ((s = malloc(sizeof *s)) == NULL) {
+    return -ENOMEM;
+  }
+  s->next = NULL;
+  s->cb = cb;
+  s->arg = arg;
+  *loop->stail = s;
+  loop->stail = &s->next;
+  return 0;
+}
+
+/* Runs the callbacks queued before the pass began; the ones they add wait
+ * for the next iteration (Tornado's rule), so a callback that re-adds itself
+ * cannot keep the loop from polling. */
+static void run_soon(eddy_loop_t *loop)
+{
+  struct eddy__soon *s = loop->shead, *next;
+
+  loop->shead = NULL;
+  loop->stail = &loop->shead;
+  for (; s != NULL; s = next) {
+    eddy_callback_fn cb = s->cb;
+    void *arg = s->arg;
+
+    next = s->next;
+    if (loop->nsfree < SOON_FREE_MAX) {
+      s->next = loop->sfree;
+      loop->sfree = s;
+      loop->nsfree++;
+    } else {
+      free(s);
+    }
+    cb(arg);
+  }
+}
+
+/* ---- the iteration ------------------------------------------------------ */
+
+static int poll_timeout(eddy_loop_t *loop)
+{
+  int64_t next, wait;
+
+  if (loop->stop || loop->nonblock || loop->shead != NULL ||
+      loop->dhead != NULL || loop->nfired > 0 || eddy__loop_until_ready(loop))
+    return 0;
+  next = eddy__timers_next(loop);
+  if (next < 0)
+    return -1;
+  if (next <= loop->now)
+    return 0;
+  /* Round up: waking a little early would only spin until the deadline. */
+  wait = (next - loop->now + 999999) / 1000000;
+  return wait > INT_MAX ? INT_MAX : (int)wait;
+}
+
+static int iterate(eddy_loop_t *loop)
+{
+  int rc, timeout;
+
+  loop->budget = EDDY__DEFER_QUOTA;
+  eddy__timers_run(loop);
+  eddy__loop_run_deferred(loop);
+  run_soon(loop);
+  eddy__loop_run_deferred(loop);
+  eddy__io_apply(loop);
+  timeout = poll_timeout(loop);
+  rc = loop->backend->wait(loop, timeout);
+  loop->now = clock_ns();
+  if (rc < 0) {
+    eddy__log(loop, EDDY_LOG_ERROR, "%s failed: %s", loop->backend->name,
+              eddy_strerror(rc));
+    return rc;
+  }
+  eddy__io_dispatch(loop);
+  eddy__loop_run_deferred(loop);
+  return 0;
+}
+
+int eddy__loop_check_fork(eddy_loop_t *loop)
+{
+  return getpid() != loop->pid ? eddy_loop_after_fork(loop) : 0;
+}
+
+int eddy_loop_run(eddy_loop_t *loop)
+{
+  int rc;
+
+  if (loop == NULL || loop->running)
+    return EDDY_EUSAGE;
+  rc = eddy__loop_check_fork(loop);
+  if (rc < 0)
+    return rc;
+  loop->running = 1;
+  loop->now = clock_ns();
+  do
+    rc = iterate(loop);
+  while (rc == 0 && !loop->stop);
+  loop->stop = 0;
+  loop->running = 0;
+  return rc;
+}
+
+int eddy_loop_after_fork(eddy_loop_t *loop)
+{
+  int rc;
+
+  if (loop == NULL)
+    return -EINVAL;
+  loop->pid = getpid();
+  rc = loop->backend->reinit(loop);
+  if (rc < 0)
+    return rc;
+  eddy__io_forget_kernel(loop);
+  rc = eddy__wakeup_after_fork(loop);
+  if (rc == 0)
+    rc = eddy__signals_after_fork(loop);
+  if (rc == 0)
+    rc = eddy__pool_after_fork(loop);
+  return rc;
+}

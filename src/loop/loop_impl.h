@@ -1,0 +1,197 @@
+/*
+ * The loop's private state, shared by the files of src/loop only.
+ *
+ * Each file owns one concern: loop.c the life cycle and the iteration,
+ * io.c the fd table, backend_*.c the kernel interface, timer.c the heap,
+ * wakeup.c the cross-thread queue, signal.c signals, threadpool.c the pool,
+ * log.c logging. They talk through the eddy__* functions declared here.
+ */
+#ifndef EDDY_LOOP_IMPL_H
+#define EDDY_LOOP_IMPL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/list.h"
+#include "loop/heap.h"
+#include "loop/loop_internal.h"
+
+#define EDDY__NSEC 1000000000LL
+
+/* Deferred tasks run per iteration before I/O is polled again. */
+#define EDDY__DEFER_QUOTA 10000u
+
+/* ---- fd table (io.c) ---------------------------------------------------- */
+
+struct eddy__slot {
+  eddy_io_fn cb;
+  void *arg;
+  unsigned wanted;     /* READ|WRITE the handler asked for */
+  unsigned kmask;      /* READ|WRITE the kernel has, when kreg */
+  unsigned gen;        /* bumped on add and remove: stale events are dropped */
+  unsigned char active;
+  unsigned char kreg;   /* registered with the kernel */
+  unsigned char queued; /* in loop->changes */
+  int bidx;             /* the poll backend's index, or -1 */
+};
+
+/* An event collected by the backend, delivered after the poll returns. */
+struct eddy__fired {
+  int fd;
+  unsigned events;
+  unsigned gen;
+};
+
+/* ---- backends (backend_epoll.c, backend_poll.c) -------------------------- */
+
+enum eddy__ctl_op { EDDY__CTL_ADD, EDDY__CTL_MOD, EDDY__CTL_DEL };
+
+struct eddy__backend {
+  const char *name;
+  int (*init)(eddy_loop_t *loop);
+  void (*fini)(eddy_loop_t *loop);
+  /* Drops every kernel registration (the caller re-adds them): after fork. */
+  int (*reinit)(eddy_loop_t *loop);
+  /* @mask is READ|WRITE. @return 0 or -errno. */
+  int (*ctl)(eddy_loop_t *loop, int fd, enum eddy__ctl_op op, unsigned mask);
+  /* Waits up to @timeout_ms (-1: forever) and reports through
+   * eddy__io_fire(). @return 0 or -errno (EINTR is not an error). */
+  int (*wait)(eddy_loop_t *loop, int timeout_ms);
+};
+
+#ifdef EDDY_HAVE_EPOLL
+extern const struct eddy__backend eddy__backend_epoll;
+#endif
+extern const struct eddy__backend eddy__backend_poll;
+
+/* ---- queues ------------------------------------------------------------- */
+
+struct eddy__soon {
+  struct eddy__soon *next;
+  eddy_callback_fn cb;
+  void *arg;
+};
+
+/* A node of the cross-thread queue, embedded in whatever posts it. run()
+ * executes it on the loop thread, or with @drop set releases it unrun
+ * (eddy_loop_free()). */
+struct eddy__tsnode {
+  struct eddy__tsnode *next;
+  void (*run)(eddy_loop_t *loop, struct eddy__tsnode *node, int drop);
+};
+
+/* ---- timers (timer.c) --------------------------------------------------- */
+
+enum eddy__timer_state { EDDY__TIMER_IDLE, EDDY__TIMER_HEAP, EDDY__TIMER_DUE };
+
+struct eddy_timer {
+  struct eddy__hnode hn;     /* key: deadline in ns */
+  struct eddy_list link;     /* loop->timers: freed with the loop */
+  struct eddy_list due;      /* loop->due while collected, not yet run */
+  eddy_loop_t *loop;
+  eddy_callback_fn cb;
+  void *arg;
+  int64_t repeat;            /* ns; 0 for one-shot */
+  unsigned char state;
+  unsigned char oneshot;     /* call_later: frees itself after running */
+  unsigned char listed;      /* on loop->timers */
+};
+
+struct eddy__sigs;
+struct eddy__pool;
+
+struct eddy_loop {
+  const struct eddy__backend *backend;
+  int64_t now; /* ns on CLOCK_MONOTONIC, sampled once per iteration */
+  pid_t pid;
+  int running;
+  int stop;
+  int nonblock;          /* something wants the next poll not to block */
+  eddy_future_t *until;  /* run_until's future, borrowed */
+
+  /* fd table */
+  struct eddy__slot *slots;
+  int nslots;
+  int *changes; /* fds whose interest may differ from the kernel's */
+  int nchanges;
+  struct eddy__fired *fired;
+  int nfired, capfired;
+
+  /* backend state: epoll or poll, whichever runs */
+  int epfd;
+  void *evbuf;
+  int evcap;
+  struct pollfd *pfds;
+  int npfds, cappfds;
+
+  /* deferred tasks: an intrusive FIFO */
+  struct eddy__task *dhead, **dtail;
+  unsigned budget;
+
+  /* call_soon: a FIFO plus recycled nodes */
+  struct eddy__soon *shead, **stail, *sfree;
+  size_t nsfree;
+
+  /* timers */
+  struct eddy__heap heap;
+  struct eddy_list timers;
+  struct eddy_list due;
+  size_t ntimers; /* heap room reserved for this many */
+  uint64_t timer_seq;
+
+  /* cross-thread queue */
+  pthread_mutex_t tslock;
+  struct eddy__tsnode *tshead, **tstail;
+  int tspending;
+  int wake_rfd, wake_wfd;
+
+  struct eddy__sigs *sigs;
+  struct eddy__pool *pool;
+
+  eddy_log_fn logfn;
+  void *logarg;
+};
+
+/* loop.c */
+void eddy__loop_run_deferred(eddy_loop_t *loop);
+int eddy__loop_check_fork(eddy_loop_t *loop);
+
+/* run_until.c: whether run_until's future has settled (so don't block). */
+int eddy__loop_until_ready(const eddy_loop_t *loop);
+
+/* io.c */
+int eddy__io_init(eddy_loop_t *loop);
+void eddy__io_fini(eddy_loop_t *loop);
+void eddy__io_fire(eddy_loop_t *loop, int fd, unsigned events);
+void eddy__io_apply(eddy_loop_t *loop);
+void eddy__io_dispatch(eddy_loop_t *loop);
+void eddy__io_forget_kernel(eddy_loop_t *loop);
+
+/* timer.c */
+int eddy__timer_init(eddy_timer_t *t, eddy_loop_t *loop, eddy_callback_fn cb,
+                     void *arg);
+void eddy__timer_deinit(eddy_timer_t *t);
+void eddy__timers_run(eddy_loop_t *loop);
+int64_t eddy__timers_next(const eddy_loop_t *loop); /* deadline, or -1 */
+void eddy__timers_fini(eddy_loop_t *loop);
+int64_t eddy__seconds_to_ns(double s);
+
+/* wakeup.c */
+int eddy__wakeup_init(eddy_loop_t *loop);
+void eddy__wakeup_fini(eddy_loop_t *loop);
+int eddy__wakeup_after_fork(eddy_loop_t *loop);
+void eddy__loop_post(eddy_loop_t *loop, struct eddy__tsnode *node);
+
+/* signal.c */
+void eddy__signals_fini(eddy_loop_t *loop);
+int eddy__signals_after_fork(eddy_loop_t *loop);
+
+/* threadpool.c */
+void eddy__pool_fini(eddy_loop_t *loop);
+int eddy__pool_after_fork(eddy_loop_t *loop);
+
+/* Sets FD_CLOEXEC and O_NONBLOCK where pipe2() is missing. */
+int eddy__pipe(int fds[2]);
+
+#endif
