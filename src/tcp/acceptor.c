@@ -1,0 +1,253 @@
+/*
+ * The accept loop: bounded bursts, retriable errors, and the EMFILE
+ * defences described in acceptor.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loop/loop_internal.h"
+#include "tcp/acceptor.h"
+
+#define BACKOFF_MIN 0.1
+#define BACKOFF_MAX 1.0
+#define WARN_INTERVAL 1.0
+
+static int open_spare(void)
+{
+  return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static int accept_fd(int lfd, struct sockaddr_storage *ss, socklen_t *len)
+{
+#ifdef HAVE_ACCEPT4
+  return accept4(lfd, (struct sockaddr *)ss, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+  int fd = accept(lfd, (struct sockaddr *)ss, len);
+  if (fd >= 0 && (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+                  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+#endif
+}
+
+static int listening_on(const struct eddy__acceptor *a, int fd)
+{
+  for (size_t i = 0; i < a->n; i++)
+    if (a->fds[i] == fd)
+      return 1;
+  return 0;
+}
+
+/* Asks for readability exactly when accepting is allowed. */
+static void rearm(struct eddy__acceptor *a)
+{
+  int want = !a->closed && !a->paused &&
+             !(a->backoff != NULL && eddy_timer_active(a->backoff));
+  if (want == a->armed)
+    return;
+  a->armed = want;
+  for (size_t i = 0; i < a->n; i++)
+    eddy_loop_update_handler(a->loop, a->fds[i], want ? EDDY_READ : 0);
+}
+
+/* One warning a second at most; the rest are counted. */
+static void warn(struct eddy__acceptor *a, int err, const char *what)
+{
+  double now = eddy_loop_time(a->loop);
+  if (a->warned_at >= 0 && now - a->warned_at < WARN_INTERVAL) {
+    a->suppressed++;
+    return;
+  }
+  eddy__log(a->loop, EDDY_LOG_WARNING,
+            "accept failed: %s; %s (%lu similar warnings suppressed)",
+            strerror(err), what, a->suppressed);
+  a->warned_at = now;
+  a->suppressed = 0;
+}
+
+static void back_off(struct eddy__acceptor *a, int err)
+{
+  char what[64];
+  snprintf(what, sizeof what, "pausing accepts for %.1f s", a->backoff_delay);
+  warn(a, err, what);
+  eddy_timer_start(a->backoff, a->backoff_delay, 0);
+  a->backoff_delay *= 2;
+  if (a->backoff_delay > BACKOFF_MAX)
+    a->backoff_delay = BACKOFF_MAX;
+  rearm(a);
+}
+
+static void on_backoff_done(void *arg)
+{
+  struct eddy__acceptor *a = arg;
+  if (a->spare_fd < 0)
+    a->spare_fd = open_spare();
+  rearm(a);
+}
+
+/*
+ * Out of fds: gives up the spare to accept and close what is pending, so
+ * those clients see a close now rather than a hang, then takes the spare
+ * back. Returns 0 if the spare could not be used (the caller backs off).
+ */
+static int shed(struct eddy__acceptor *a, int lfd, int err)
+{
+  if (a->spare_fd < 0)
+    return 0;
+  close(a->spare_fd);
+  a->spare_fd = -1;
+  unsigned long count = 0;
+  for (int i = 0; i < EDDY__ACCEPT_BURST; i++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = accept_fd(lfd, &ss, &len);
+    if (fd >= 0) {
+      close(fd);
+      count++;
+    } else if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO) {
+      break;
+    }
+  }
+  a->shed += count;
+  a->spare_fd = open_spare();
+  char what[80];
+  snprintf(what, sizeof what, "closed %lu pending connection(s) unserved",
+           count);
+  warn(a, err, what);
+  return a->spare_fd >= 0;
+}
+
+static void on_readable(eddy_loop_t *loop, int lfd, unsigned events, void *arg)
+{
+  struct eddy__acceptor *a = arg;
+  a->ops->hold(a->owner);
+  for (int i = 0; i < EDDY__ACCEPT_BURST; i++) {
+    if (a->closed || a->paused || !a->armed || !listening_on(a, lfd))
+      break;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = accept_fd(lfd, &ss, &len);
+    if (fd >= 0) {
+      a->backoff_delay = BACKOFF_MIN;
+      a->ops->accepted(a->owner, fd, (struct sockaddr *)&ss, len);
+      continue;
+    }
+    int err = errno;
+    if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM)
+      continue;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+      break;
+    a->errors++;
+    if ((err == EMFILE || err == ENFILE) && shed(a, lfd, err))
+      break;
+    back_off(a, err);
+    break;
+  }
+  a->ops->release(a->owner);
+}
+
+void eddy__acceptor_init(struct eddy__acceptor *a, eddy_loop_t *loop,
+                         const struct eddy__acceptor_ops *ops, void *owner)
+{
+  memset(a, 0, sizeof *a);
+  a->loop = loop;
+  a->ops = ops;
+  a->owner = owner;
+  a->spare_fd = -1;
+  a->armed = 1; /* vacuously: there are no fds yet */
+  a->backoff_delay = BACKOFF_MIN;
+  a->warned_at = -1;
+}
+
+static int prepare_fd(int fd)
+{
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+    return -EBADF;
+  if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return -errno;
+  return 0;
+}
+
+static int add_checked(struct eddy__acceptor *a, const int *fds, size_t n)
+{
+  if (a->closed)
+    return EDDY_EUSAGE;
+  for (size_t i = 0; i < n; i++) {
+    int rc = prepare_fd(fds[i]);
+    if (rc < 0)
+      return rc;
+  }
+  if (a->backoff == NULL) {
+    a->backoff = eddy_timer_new(a->loop, on_backoff_done, a);
+    if (a->backoff == NULL)
+      return -ENOMEM;
+    a->spare_fd = open_spare(); /* best effort: without it we back off */
+  }
+  if (a->n + n > a->cap) {
+    size_t cap = a->cap ? a->cap : 4;
+    while (cap < a->n + n)
+      cap *= 2;
+    int *v = realloc(a->fds, cap * sizeof *v);
+    if (v == NULL)
+      return -ENOMEM;
+    a->fds = v;
+    a->cap = cap;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int rc = eddy_loop_add_handler(a->loop, fds[i], a->armed ? EDDY_READ : 0,
+                                   on_readable, a);
+    if (rc < 0) {
+      while (i > 0)
+        eddy_loop_remove_handler(a->loop, fds[--i]);
+      return rc;
+    }
+  }
+  memcpy(a->fds + a->n, fds, n * sizeof *fds);
+  a->n += n;
+  return 0;
+}
+
+int eddy__acceptor_add(struct eddy__acceptor *a, const int *fds, size_t n)
+{
+  int rc = add_checked(a, fds, n);
+  if (rc < 0)
+    for (size_t i = 0; i < n; i++)
+      if (fds[i] >= 0)
+        close(fds[i]);
+  return rc;
+}
+
+void eddy__acceptor_pause(struct eddy__acceptor *a, int paused)
+{
+  a->paused = paused != 0;
+  rearm(a);
+}
+
+void eddy__acceptor_close(struct eddy__acceptor *a)
+{
+  if (a->closed)
+    return;
+  a->closed = 1;
+  for (size_t i = 0; i < a->n; i++) {
+    eddy_loop_remove_handler(a->loop, a->fds[i]);
+    close(a->fds[i]);
+  }
+  free(a->fds);
+  a->fds = NULL;
+  a->n = a->cap = 0;
+  eddy_timer_free(a->backoff);
+  a->backoff = NULL;
+  if (a->spare_fd >= 0)
+    close(a->spare_fd);
+  a->spare_fd = -1;
+}

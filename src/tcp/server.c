@@ -1,0 +1,561 @@
+/*
+ * The TCP server (Tornado's TCPServer): turns accepted connections into
+ * streams and hands each one out, to the oldest pending accept future, else
+ * to the handler, else to a bounded queue; counts the streams it handed out
+ * until they close; stops, shuts down gracefully, and frees safely while
+ * callbacks that point at it are still queued.
+ *
+ * Lifetime. The server is refcounted internally: the user's reference
+ * (dropped by eddy_tcp_server_free()), one per tracked connection, one per
+ * queued drain task, and one across each accept burst. The last one frees
+ * the memory; until then a freed server is stopped and inert.
+ *
+ * Tracking. The server must not keep handed-out streams alive (a stream
+ * closes when its last reference goes), so it holds a weak pointer plus a
+ * reference to the stream's wait_closed future: while that future is
+ * pending the stream is open, hence alive, and the pointer is valid.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/list.h"
+#include "eddy/tcp.h"
+#include "loop/loop_internal.h"
+#include "tcp/acceptor.h"
+
+#define DEFAULT_ACCEPT_QUEUE 128
+#define MAX_LISTEN_FDS 16
+
+/* A handed-out stream being counted. */
+struct conn {
+  struct eddy_list node;
+  eddy_tcp_server_t *srv;
+  eddy_stream_t *s;       /* weak: valid while `closed` is pending */
+  eddy_future_t *closed;  /* the stream's wait_closed future */
+  eddy_stream_t *held;    /* the handler's reference, until its future settles */
+  int refs;               /* the close watch, plus the handler's future */
+};
+
+/* A connection nobody has claimed yet. */
+struct queued {
+  eddy_stream_t *s;
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
+};
+
+struct eddy_tcp_server {
+  eddy_loop_t *loop;
+  unsigned refs;
+  eddy_tcp_server_options_t opts;
+  eddy_stream_handler_fn handler;
+  void *handler_arg;
+  struct eddy__acceptor acc;
+  int *bound; /* bind()'s sockets, waiting for start() */
+  size_t nbound;
+  int started, stopped, freed;
+
+  eddy_future_t **waiters; /* pending accept futures, oldest first */
+  size_t nwaiters, capwaiters;
+
+  struct queued *queue; /* ring */
+  size_t qhead, qlen, qcap;
+
+  struct eddy_list conns; /* every struct conn alive */
+  size_t nopen;           /* handed out and not yet seen closed */
+
+  eddy_future_t *shutdown; /* pending until conns is empty */
+  eddy_timer_t *grace;
+
+  struct eddy__task drain_task; /* hands queued streams to a new handler */
+  int drain_queued;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Lifetime                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void server_hold(void *arg)
+{
+  ((eddy_tcp_server_t *)arg)->refs++;
+}
+
+static void server_release(void *arg)
+{
+  eddy_tcp_server_t *srv = arg;
+  if (--srv->refs > 0)
+    return;
+  eddy_timer_free(srv->grace);
+  eddy_future_unref(srv->shutdown);
+  free(srv->waiters);
+  free(srv->queue);
+  free(srv->bound);
+  free(srv);
+}
+
+static void unref_stream_value(void *s)
+{
+  eddy_stream_unref(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pausing and shutting down                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Listens only while the queue has room and max_connections is not met
+ * (queued streams count: they will be handed out). */
+static void update_pause(eddy_tcp_server_t *srv)
+{
+  size_t max = srv->opts.max_connections;
+  int full = srv->qlen >= srv->opts.accept_queue ||
+             (max > 0 && srv->nopen + srv->qlen >= max);
+  eddy__acceptor_pause(&srv->acc, full);
+}
+
+static void close_open_conns(eddy_tcp_server_t *srv)
+{
+  struct eddy_list *pos, *tmp;
+  eddy_list_foreach_safe(pos, tmp, &srv->conns) {
+    struct conn *c = eddy_container_of(pos, struct conn, node);
+    if (!eddy_future_done(c->closed))
+      eddy_stream_close(c->s, 0);
+  }
+}
+
+static void on_grace_over(void *arg)
+{
+  close_open_conns(arg);
+}
+
+static void maybe_finish_shutdown(eddy_tcp_server_t *srv)
+{
+  if (srv->shutdown == NULL || !eddy_list_empty(&srv->conns))
+    return;
+  eddy_timer_stop(srv->grace);
+  eddy_future_resolve(srv->shutdown, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tracking handed-out streams                                               */
+/* ------------------------------------------------------------------------ */
+
+static void conn_release(struct conn *c)
+{
+  if (--c->refs > 0)
+    return;
+  eddy_tcp_server_t *srv = c->srv;
+  eddy_list_remove(&c->node);
+  eddy_future_unref(c->closed);
+  free(c);
+  maybe_finish_shutdown(srv);
+  server_release(srv);
+}
+
+static void on_conn_closed(eddy_future_t *f, void *arg)
+{
+  struct conn *c = arg;
+  c->srv->nopen--;
+  if (!c->srv->stopped)
+    update_pause(c->srv);
+  conn_release(c);
+}
+
+/* Starts counting @s. On failure the caller closes it. */
+static struct conn *track(eddy_tcp_server_t *srv, eddy_stream_t *s)
+{
+  struct conn *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return NULL;
+  c->closed = eddy_stream_wait_closed(s);
+  if (c->closed == NULL || eddy_future_add_done(c->closed, on_conn_closed, c) < 0) {
+    eddy_future_unref(c->closed);
+    free(c);
+    return NULL;
+  }
+  c->srv = srv;
+  c->s = s;
+  c->refs = 1;
+  eddy_list_insert_tail(&srv->conns, &c->node);
+  srv->nopen++;
+  server_hold(srv);
+  return c;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handing streams out                                                       */
+/* ------------------------------------------------------------------------ */
+
+static void drop_stream(eddy_tcp_server_t *srv, eddy_stream_t *s,
+                        const char *why)
+{
+  eddy__log(srv->loop, EDDY_LOG_WARNING, "dropping a connection: %s", why);
+  eddy_stream_close(s, -ENOMEM);
+  eddy_stream_unref(s);
+}
+
+static void on_handler_done(eddy_future_t *f, void *arg)
+{
+  struct conn *c = arg;
+  int err = eddy_future_error(f);
+  if (err == EDDY_ECLOSED || err == EDDY_ECANCELLED)
+    eddy__log(c->srv->loop, EDDY_LOG_DEBUG, "stream handler ended: %s",
+              eddy_future_message(f));
+  else if (err != 0)
+    eddy__log(c->srv->loop, EDDY_LOG_WARNING,
+              "Exception in stream handler: %s", eddy_future_message(f));
+  eddy_stream_unref(c->held);
+  c->held = NULL;
+  conn_release(c);
+}
+
+/* Calls the handler with @s, whose reference it consumes. */
+static void call_handler(eddy_tcp_server_t *srv, eddy_stream_t *s,
+                         const struct sockaddr *peer)
+{
+  struct conn *c = track(srv, s);
+  if (c == NULL) {
+    drop_stream(srv, s, "out of memory");
+    return;
+  }
+  eddy_future_t *f = srv->handler(s, peer, srv->handler_arg);
+  if (f == NULL) {
+    eddy_stream_unref(s);
+    return;
+  }
+  c->held = s;
+  c->refs++;
+  if (eddy_future_add_done(f, on_handler_done, c) < 0) {
+    c->held = NULL;
+    eddy_stream_unref(s);
+    conn_release(c);
+  }
+  eddy_future_unref(f);
+}
+
+/* Resolves the oldest pending accept future with @s (consumed).
+ * Returns 0 if there was none and @s is still the caller's. */
+static int resolve_waiter(eddy_tcp_server_t *srv, eddy_stream_t *s)
+{
+  while (srv->nwaiters > 0) {
+    eddy_future_t *f = srv->waiters[0];
+    memmove(srv->waiters, srv->waiters + 1,
+            --srv->nwaiters * sizeof *srv->waiters);
+    eddy_future_on_cancel(f, NULL, NULL);
+    if (eddy_future_done(f)) {
+      eddy_future_unref(f);
+      continue;
+    }
+    if (track(srv, s) == NULL) {
+      eddy_future_reject(f, -ENOMEM, NULL);
+      drop_stream(srv, s, "out of memory");
+    } else {
+      eddy_future_resolve(f, s, unref_stream_value);
+    }
+    eddy_future_unref(f);
+    return 1;
+  }
+  return 0;
+}
+
+static int enqueue(eddy_tcp_server_t *srv, eddy_stream_t *s,
+                   const struct sockaddr *peer, socklen_t peer_len)
+{
+  if (srv->qlen == srv->qcap) {
+    size_t cap = srv->qcap ? srv->qcap * 2 : 16;
+    struct queued *q = malloc(cap * sizeof *q);
+    if (q == NULL)
+      return -ENOMEM;
+    for (size_t i = 0; i < srv->qlen; i++)
+      q[i] = srv->queue[(srv->qhead + i) % srv->qcap];
+    free(srv->queue);
+    srv->queue = q;
+    srv->qcap = cap;
+    srv->qhead = 0;
+  }
+  struct queued *e = &srv->queue[(srv->qhead + srv->qlen++) % srv->qcap];
+  e->s = s;
+  e->peer_len = peer_len <= sizeof e->peer ? peer_len : sizeof e->peer;
+  memset(&e->peer, 0, sizeof e->peer);
+  memcpy(&e->peer, peer, e->peer_len);
+  return 0;
+}
+
+static struct queued dequeue(eddy_tcp_server_t *srv)
+{
+  struct queued e = srv->queue[srv->qhead];
+  srv->qhead = (srv->qhead + 1) % srv->qcap;
+  srv->qlen--;
+  return e;
+}
+
+static void on_accepted(void *owner, int fd, const struct sockaddr *peer,
+                        socklen_t peer_len)
+{
+  eddy_tcp_server_t *srv = owner;
+  eddy_stream_t *s = eddy_stream_new_socket(srv->loop, fd, &srv->opts.stream);
+  if (s == NULL) {
+    eddy__log(srv->loop, EDDY_LOG_WARNING,
+              "cannot make a stream for an accepted connection: %s",
+              strerror(errno));
+    return;
+  }
+  if (resolve_waiter(srv, s))
+    ;
+  else if (srv->handler != NULL)
+    call_handler(srv, s, peer);
+  else if (enqueue(srv, s, peer, peer_len) < 0)
+    drop_stream(srv, s, "out of memory");
+  if (!srv->stopped)
+    update_pause(srv);
+}
+
+static const struct eddy__acceptor_ops acceptor_ops = {
+  on_accepted, server_hold, server_release
+};
+
+/* Hands queued streams to a handler set after they arrived. */
+static void run_drain(struct eddy__task *task)
+{
+  eddy_tcp_server_t *srv = eddy_container_of(task, eddy_tcp_server_t, drain_task);
+  srv->drain_queued = 0;
+  while (srv->qlen > 0 && srv->handler != NULL && !srv->stopped) {
+    struct queued e = dequeue(srv);
+    call_handler(srv, e.s, (struct sockaddr *)&e.peer);
+  }
+  if (!srv->stopped)
+    update_pause(srv);
+  server_release(srv);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                                */
+/* ------------------------------------------------------------------------ */
+
+void eddy_tcp_server_options_init(eddy_tcp_server_options_t *options)
+{
+  memset(options, 0, sizeof *options);
+  eddy_stream_options_init(&options->stream);
+  options->accept_queue = DEFAULT_ACCEPT_QUEUE;
+}
+
+eddy_tcp_server_t *eddy_tcp_server_new(eddy_loop_t *loop,
+                                       const eddy_tcp_server_options_t *options)
+{
+  if (loop == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  eddy_tcp_server_t *srv = calloc(1, sizeof *srv);
+  if (srv == NULL)
+    return NULL;
+  srv->grace = eddy_timer_new(loop, on_grace_over, srv);
+  if (srv->grace == NULL) {
+    free(srv);
+    return NULL;
+  }
+  srv->loop = loop;
+  srv->refs = 1;
+  if (options != NULL)
+    srv->opts = *options;
+  else
+    eddy_tcp_server_options_init(&srv->opts);
+  if (srv->opts.accept_queue == 0)
+    srv->opts.accept_queue = DEFAULT_ACCEPT_QUEUE;
+  eddy_list_init(&srv->conns);
+  srv->drain_task.run = run_drain;
+  eddy__acceptor_init(&srv->acc, loop, &acceptor_ops, srv);
+  return srv;
+}
+
+void eddy_tcp_server_set_handler(eddy_tcp_server_t *srv,
+                                 eddy_stream_handler_fn fn, void *arg)
+{
+  srv->handler = fn;
+  srv->handler_arg = arg;
+  if (fn != NULL && srv->qlen > 0 && !srv->drain_queued && !srv->stopped) {
+    srv->drain_queued = 1;
+    server_hold(srv);
+    eddy__loop_defer(srv->loop, &srv->drain_task);
+  }
+}
+
+static void on_accept_cancelled(eddy_future_t *f, void *arg)
+{
+  eddy_tcp_server_t *srv = arg;
+  for (size_t i = 0; i < srv->nwaiters; i++)
+    if (srv->waiters[i] == f) {
+      memmove(srv->waiters + i, srv->waiters + i + 1,
+              (--srv->nwaiters - i) * sizeof *srv->waiters);
+      eddy_future_unref(f);
+      return;
+    }
+}
+
+eddy_future_t *eddy_tcp_server_accept(eddy_tcp_server_t *srv)
+{
+  if (srv->stopped)
+    return eddy_future_rejected(srv->loop, EDDY_ECLOSED, "server stopped");
+  if (srv->qlen > 0) {
+    struct queued e = dequeue(srv);
+    update_pause(srv);
+    if (track(srv, e.s) == NULL) {
+      drop_stream(srv, e.s, "out of memory");
+      return eddy_future_rejected(srv->loop, -ENOMEM, NULL);
+    }
+    return eddy_future_resolved(srv->loop, e.s, unref_stream_value);
+  }
+  if (srv->nwaiters == srv->capwaiters) {
+    size_t cap = srv->capwaiters ? srv->capwaiters * 2 : 4;
+    eddy_future_t **v = realloc(srv->waiters, cap * sizeof *v);
+    if (v == NULL)
+      return NULL;
+    srv->waiters = v;
+    srv->capwaiters = cap;
+  }
+  eddy_future_t *f = eddy_future_new(srv->loop);
+  if (f == NULL)
+    return NULL;
+  srv->waiters[srv->nwaiters++] = eddy_future_ref(f);
+  eddy_future_on_cancel(f, on_accept_cancelled, srv);
+  return f;
+}
+
+int eddy_tcp_server_add_sockets(eddy_tcp_server_t *srv, const int *fds,
+                                size_t n)
+{
+  return eddy__acceptor_add(&srv->acc, fds, n);
+}
+
+int eddy_tcp_server_add_socket(eddy_tcp_server_t *srv, int fd)
+{
+  return eddy_tcp_server_add_sockets(srv, &fd, 1);
+}
+
+int eddy_tcp_server_listen(eddy_tcp_server_t *srv, int port,
+                           const char *address)
+{
+  if (srv->stopped)
+    return EDDY_EUSAGE;
+  int fds[MAX_LISTEN_FDS];
+  int n = eddy_bind_sockets(port, address, AF_UNSPEC, 0, 0, fds,
+                            MAX_LISTEN_FDS);
+  if (n < 0)
+    return n;
+  return eddy_tcp_server_add_sockets(srv, fds, (size_t)n);
+}
+
+int eddy_tcp_server_bind(eddy_tcp_server_t *srv, int port, const char *address,
+                         int family, int backlog, unsigned flags)
+{
+  if (srv->stopped)
+    return EDDY_EUSAGE;
+  int fds[MAX_LISTEN_FDS];
+  int n = eddy_bind_sockets(port, address, family, backlog, flags, fds,
+                            MAX_LISTEN_FDS);
+  if (n < 0)
+    return n;
+  if (srv->started)
+    return eddy_tcp_server_add_sockets(srv, fds, (size_t)n);
+  int *v = realloc(srv->bound, (srv->nbound + (size_t)n) * sizeof *v);
+  if (v == NULL) {
+    for (int i = 0; i < n; i++)
+      close(fds[i]);
+    return -ENOMEM;
+  }
+  memcpy(v + srv->nbound, fds, (size_t)n * sizeof *fds);
+  srv->bound = v;
+  srv->nbound += (size_t)n;
+  return 0;
+}
+
+int eddy_tcp_server_start(eddy_tcp_server_t *srv, int num_processes,
+                          int max_restarts)
+{
+  if (srv->started || srv->stopped)
+    return EDDY_EUSAGE;
+  int id = 0;
+  if (num_processes != 1) {
+    id = eddy_fork_processes(num_processes, max_restarts);
+    if (id < 0)
+      return id;
+    int rc = eddy_loop_after_fork(srv->loop);
+    if (rc < 0)
+      return rc;
+  }
+  srv->started = 1;
+  int rc = eddy_tcp_server_add_sockets(srv, srv->bound, srv->nbound);
+  free(srv->bound);
+  srv->bound = NULL;
+  srv->nbound = 0;
+  return rc < 0 ? rc : id;
+}
+
+size_t eddy_tcp_server_sockets(const eddy_tcp_server_t *srv, int *fds,
+                               size_t max)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < srv->acc.n; i++, n++)
+    if (n < max)
+      fds[n] = srv->acc.fds[i];
+  for (size_t i = 0; i < srv->nbound; i++, n++)
+    if (n < max)
+      fds[n] = srv->bound[i];
+  return n;
+}
+
+void eddy_tcp_server_stop(eddy_tcp_server_t *srv)
+{
+  if (srv->stopped)
+    return;
+  srv->stopped = 1;
+  eddy__acceptor_close(&srv->acc);
+  for (size_t i = 0; i < srv->nbound; i++)
+    close(srv->bound[i]);
+  srv->nbound = 0;
+  while (srv->nwaiters > 0) {
+    eddy_future_t *f = srv->waiters[--srv->nwaiters];
+    eddy_future_on_cancel(f, NULL, NULL);
+    eddy_future_reject(f, EDDY_ECLOSED, "server stopped");
+    eddy_future_unref(f);
+  }
+  while (srv->qlen > 0) {
+    struct queued e = dequeue(srv);
+    eddy_stream_close(e.s, 0);
+    eddy_stream_unref(e.s);
+  }
+}
+
+eddy_future_t *eddy_tcp_server_shutdown(eddy_tcp_server_t *srv, double grace)
+{
+  eddy_tcp_server_stop(srv);
+  if (srv->shutdown == NULL) {
+    srv->shutdown = eddy_future_new(srv->loop);
+    if (srv->shutdown == NULL)
+      return NULL;
+  }
+  if (grace > 0) {
+    double deadline = eddy_loop_time(srv->loop) + grace;
+    if (!eddy_timer_active(srv->grace))
+      eddy_timer_start_at(srv->grace, deadline);
+  } else {
+    close_open_conns(srv);
+  }
+  maybe_finish_shutdown(srv);
+  return eddy_future_ref(srv->shutdown);
+}
+
+size_t eddy_tcp_server_connection_count(const eddy_tcp_server_t *srv)
+{
+  return srv->nopen;
+}
+
+void eddy_tcp_server_free(eddy_tcp_server_t *srv)
+{
+  if (srv == NULL || srv->freed)
+    return;
+  srv->freed = 1;
+  eddy_tcp_server_stop(srv);
+  srv->handler = NULL;
+  server_release(srv);
+}
