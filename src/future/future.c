@@ -1,0 +1,351 @@
+/*
+ * Futures: the object, its references, settling, reading the outcome and
+ * cancelling. Chaining is in chain.c, combinators in combinators.c, repeat
+ * in repeat.c.
+ *
+ * Settling never runs a callback: it moves the waiter list onto the loop's
+ * FIFO (eddy__loop_defer, which cannot fail), so settling cannot fail
+ * either, and no call into this file ever re-enters user code except the
+ * producer's cancel hook, which the header documents.
+ */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "future/future_internal.h"
+
+/* Only its address matters; the text helps whoever finds it in a debugger. */
+const char eddy_stop_marker[] = "EDDY_STOP";
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                                */
+/* ------------------------------------------------------------------------ */
+
+eddy_future_t *eddy__future_alloc(eddy_loop_t *loop)
+{
+  eddy_future_t *f;
+
+  if (loop == NULL)
+    return NULL;
+  /* malloc + one assignment beats calloc here: the struct is small and the
+   * compound literal lets the compiler zero only what it must. */
+  f = malloc(sizeof *f);
+  if (f == NULL)
+    return NULL;
+  *f = (eddy_future_t){ .loop = loop, .refs = 1 };
+  f->waiters_tail = &f->waiters;
+  return f;
+}
+
+static void future_free(eddy_future_t *f)
+{
+  /* A waiter list holds a reference on each waiter and `upstream` is only
+   * set while this future sits in such a list, so neither can remain. */
+  assert(f->upstream == NULL);
+  assert(f->waiters == NULL);
+  if (f->shared != NULL)
+    eddy_future_unref(f->shared); /* one level deep: never recursive */
+  else if (f->value != NULL && f->value_free != NULL)
+    f->value_free(f->value);
+  free(f->message);
+  free(f);
+}
+
+eddy_future_t *eddy_future_ref(eddy_future_t *f)
+{
+  if (f != NULL)
+    f->refs++;
+  return f;
+}
+
+void eddy_future_unref(eddy_future_t *f)
+{
+  if (f != NULL && --f->refs == 0)
+    future_free(f);
+}
+
+eddy_future_t *eddy_future_new(eddy_loop_t *loop)
+{
+  return eddy__future_alloc(loop);
+}
+
+eddy_future_t *eddy_future_resolved(eddy_loop_t *loop, void *value,
+                                    eddy_free_fn value_free)
+{
+  eddy_future_t *f = eddy__future_alloc(loop);
+
+  if (f == NULL) {
+    /* The header promises the value is taken even on failure. */
+    if (value != NULL && value_free != NULL)
+      value_free(value);
+    return NULL;
+  }
+  eddy_future_resolve(f, value, value_free);
+  return f;
+}
+
+eddy_future_t *eddy_future_stop(eddy_loop_t *loop)
+{
+  return eddy_future_resolved(loop, EDDY_STOP, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Waiting and settling                                                      */
+/* ------------------------------------------------------------------------ */
+
+void eddy__future_wait(eddy_future_t *f, struct eddy__task *task)
+{
+  if (f->state != EDDY_FUTURE_PENDING) {
+    /* Already settled: still through the loop, never inline. */
+    eddy__loop_defer(f->loop, task);
+    return;
+  }
+  task->next = NULL;
+  *f->waiters_tail = task;
+  f->waiters_tail = &task->next;
+}
+
+void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f)
+{
+  d->upstream = f;
+  d->refs++;
+  eddy__future_wait(f, &d->task);
+}
+
+/* Queues every waiter in registration order; their references move with
+ * them to the loop's queue. */
+static void queue_waiters(eddy_future_t *f)
+{
+  struct eddy__task *t = f->waiters, *next;
+
+  f->waiters = NULL;
+  f->waiters_tail = &f->waiters;
+  for (; t != NULL; t = next) {
+    next = t->next; /* eddy__loop_defer reuses the link */
+    eddy__loop_defer(f->loop, t);
+  }
+}
+
+static void settle(eddy_future_t *f, eddy_future_state_t state)
+{
+  f->state = (unsigned char)state;
+  f->on_cancel = NULL; /* a settled future cannot be cancelled */
+  f->cancel_arg = NULL;
+  queue_waiters(f);
+}
+
+int eddy_future_resolve(eddy_future_t *f, void *value, eddy_free_fn value_free)
+{
+  return eddy_future_resolve_bytes(f, value, 0, value_free);
+}
+
+int eddy_future_resolve_bytes(eddy_future_t *f, void *data, size_t size,
+                              eddy_free_fn data_free)
+{
+  if (f == NULL)
+    return EDDY_EUSAGE;
+  if (f->state != EDDY_FUTURE_PENDING)
+    return EDDY_ESETTLED;
+  f->value = data;
+  f->size = size;
+  f->value_free = data_free;
+  settle(f, EDDY_FUTURE_RESOLVED);
+  return 0;
+}
+
+__attribute__((format(printf, 4, 0)))
+static int reject_va(eddy_future_t *f, int code, int cause, const char *fmt,
+                     va_list ap)
+{
+  char *msg = NULL;
+
+  if (f == NULL || code >= 0)
+    return EDDY_EUSAGE;
+  if (f->state != EDDY_FUTURE_PENDING)
+    return EDDY_ESETTLED;
+  /* Out of memory here only costs the text: eddy_future_message() falls
+   * back to the code's text, and the rejection itself still happens. */
+  if (fmt != NULL) {
+    if (vasprintf(&msg, fmt, ap) < 0)
+      msg = NULL;
+  } else if (cause != 0) {
+    /* Built now rather than on first read so the accessor stays const and
+     * the cost lands on the (rare) error path. */
+    if (asprintf(&msg, "%s: %s", eddy_strerror(code), eddy_strerror(cause)) < 0)
+      msg = NULL;
+  }
+  f->error = code;
+  f->cause = cause;
+  f->message = msg;
+  settle(f, EDDY_FUTURE_REJECTED);
+  return 0;
+}
+
+int eddy_future_reject(eddy_future_t *f, int code, const char *fmt, ...)
+{
+  va_list ap;
+  int rc;
+
+  va_start(ap, fmt);
+  rc = reject_va(f, code, 0, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int eddy_future_reject_cause(eddy_future_t *f, int code, int cause,
+                             const char *fmt, ...)
+{
+  va_list ap;
+  int rc;
+
+  va_start(ap, fmt);
+  rc = reject_va(f, code, cause, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+eddy_future_t *eddy_future_rejected(eddy_loop_t *loop, int code,
+                                    const char *fmt, ...)
+{
+  eddy_future_t *f = eddy__future_alloc(loop);
+  va_list ap;
+
+  if (f == NULL)
+    return NULL;
+  /* A non-negative code is a caller bug; report it rather than hand back
+   * a future that looks rejected with "success". */
+  va_start(ap, fmt);
+  reject_va(f, code < 0 ? code : EDDY_EUSAGE, 0, fmt, ap);
+  va_end(ap);
+  return f;
+}
+
+int eddy_future_settle_as(eddy_future_t *to, eddy_future_t *from)
+{
+  if (to == NULL || from == NULL)
+    return EDDY_EUSAGE;
+  if (to->state != EDDY_FUTURE_PENDING)
+    return EDDY_ESETTLED;
+  if (from->state == EDDY_FUTURE_PENDING)
+    return EDDY_EPENDING;
+  /* Share with the owner of the outcome, not with `from`, so that a long
+   * chain of pass-throughs never builds a chain of shared references. */
+  to->shared = eddy_future_ref((eddy_future_t *)eddy__outcome(from));
+  settle(to, (eddy_future_state_t)from->state);
+  return 0;
+}
+
+void eddy_future_on_cancel(eddy_future_t *f, eddy_cancel_fn fn, void *arg)
+{
+  if (f == NULL || f->state != EDDY_FUTURE_PENDING)
+    return;
+  f->on_cancel = fn;
+  f->cancel_arg = fn != NULL ? arg : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cancelling                                                                */
+/* ------------------------------------------------------------------------ */
+
+int eddy_future_cancel(eddy_future_t *f)
+{
+  if (f == NULL)
+    return EDDY_EUSAGE;
+  if (f->state != EDDY_FUTURE_PENDING)
+    return EDDY_ESETTLED;
+  /* Walk up the chain (each future waits on at most one upstream) in a
+   * loop rather than by recursion: cancelling the tail of a million-step
+   * chain must not need a million frames. Each future stays alive while we
+   * look at it: the caller borrows the first, and each next one is held by
+   * the `upstream` reference of the one before. */
+  do {
+    eddy_cancel_fn hook = f->on_cancel;
+    void *hook_arg = f->cancel_arg;
+    eddy_future_t *up = f->upstream;
+
+    f->state = EDDY_FUTURE_CANCELLED;
+    f->error = EDDY_ECANCELLED;
+    f->on_cancel = NULL;
+    f->cancel_arg = NULL;
+    if (hook != NULL)
+      hook(f, hook_arg); /* stops the operation, before callbacks queue */
+    queue_waiters(f);
+    f = up != NULL && up->state == EDDY_FUTURE_PENDING ? up : NULL;
+  } while (f != NULL);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading the outcome                                                       */
+/* ------------------------------------------------------------------------ */
+
+eddy_future_state_t eddy_future_state(const eddy_future_t *f)
+{
+  return f != NULL ? (eddy_future_state_t)f->state : EDDY_FUTURE_PENDING;
+}
+
+int eddy_future_done(const eddy_future_t *f)
+{
+  return f != NULL && f->state != EDDY_FUTURE_PENDING;
+}
+
+eddy_loop_t *eddy_future_loop(const eddy_future_t *f)
+{
+  return f != NULL ? f->loop : NULL;
+}
+
+void *eddy_future_value(const eddy_future_t *f)
+{
+  if (f == NULL || f->state != EDDY_FUTURE_RESOLVED)
+    return NULL;
+  return eddy__outcome(f)->value;
+}
+
+size_t eddy_future_size(const eddy_future_t *f)
+{
+  if (f == NULL || f->state != EDDY_FUTURE_RESOLVED)
+    return 0;
+  return eddy__outcome(f)->size;
+}
+
+void *eddy_future_take(eddy_future_t *f, size_t *size)
+{
+  eddy_future_t *o;
+  void *value;
+
+  if (size != NULL)
+    *size = eddy_future_size(f);
+  if (f == NULL || f->state != EDDY_FUTURE_RESOLVED)
+    return NULL;
+  /* Taking through a sharer empties the owner: the value exists once. */
+  o = (eddy_future_t *)eddy__outcome(f);
+  value = o->value;
+  o->value = NULL;
+  return value;
+}
+
+int eddy_future_error(const eddy_future_t *f)
+{
+  if (f == NULL || !eddy__failed(f))
+    return 0;
+  return eddy__outcome(f)->error;
+}
+
+int eddy_future_cause(const eddy_future_t *f)
+{
+  if (f == NULL || !eddy__failed(f))
+    return 0;
+  return eddy__outcome(f)->cause;
+}
+
+const char *eddy_future_message(const eddy_future_t *f)
+{
+  const eddy_future_t *o;
+
+  if (f == NULL || !eddy__failed(f))
+    return NULL;
+  o = eddy__outcome(f);
+  return o->message != NULL ? o->message : eddy_strerror(o->error);
+}

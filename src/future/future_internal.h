@@ -1,0 +1,115 @@
+/*
+ * The future object, shared by the files of src/future (not installed).
+ *
+ * One struct serves every role: a plain promise, a then-step, an adopting
+ * future, a hidden add_done node and a repeat driver. The role is `kind`;
+ * what it waits on is `upstream`. Waiting costs no allocation: a future
+ * waits through its embedded task, which sits in the awaited future's
+ * waiter list and moves to the loop's FIFO when that future settles (the
+ * list is linked through task.next, free while the task is not queued).
+ *
+ * References, who holds them (docs/ownership.md says the same for users):
+ *   - every handle given out by the API;
+ *   - a waiter list (then queued task) holds one on each future waiting in
+ *     it, so a then-future runs even if its caller dropped it;
+ *   - `upstream` holds one on the future waited on, so the source lives
+ *     until the step has read it;
+ *   - `shared` holds one on the future whose outcome this one reports.
+ * The cycle upstream <-> waiter is broken when the upstream settles and the
+ * task runs; a future nobody ever settles keeps its waiters alive, as a
+ * never-settled promise does everywhere.
+ */
+#ifndef EDDY_FUTURE_INTERNAL_H
+#define EDDY_FUTURE_INTERNAL_H
+
+#include <stddef.h>
+
+#include "eddy/future.h"
+#include "loop/loop_internal.h"
+#include "common/list.h"
+
+enum eddy__future_kind {
+  EDDY__PLAIN = 0, /* settled by whoever produced it */
+  EDDY__THEN,      /* runs fn.then on any outcome of upstream */
+  EDDY__THEN_OK,   /* runs fn.then if upstream resolved, else settles as it */
+  EDDY__CATCH,     /* runs fn.then if upstream failed, else settles as it */
+  EDDY__FINALLY,   /* runs fn.fin, then settles as upstream */
+  EDDY__ADOPT,     /* settles as upstream (a future a then-callback returned) */
+  EDDY__DONE,      /* hidden node of eddy_future_add_done() */
+  EDDY__TIMEOUT,   /* eddy_with_timeout(); arg is the timer */
+  EDDY__REPEAT     /* drives eddy_repeat(); upstream is the running step */
+};
+
+union eddy__future_fn {
+  eddy_then_fn then;
+  eddy_callback_fn fin;
+  eddy_done_fn done;
+  eddy_step_fn step;
+};
+
+struct eddy_future {
+  struct eddy__task task;   /* queued when upstream settles; run is per kind */
+  eddy_loop_t *loop;
+  eddy_future_t *upstream;  /* what this future waits on (owned), or NULL */
+  struct eddy__task *waiters;       /* FIFO of tasks waiting on this one, */
+  struct eddy__task **waiters_tail; /* only while pending */
+  unsigned refs;
+  unsigned char state;      /* eddy_future_state_t */
+  unsigned char kind;       /* enum eddy__future_kind */
+
+  /* The outcome. A future settled by eddy_future_settle_as() keeps only its
+   * state and reads everything else through `shared`, the future that owns
+   * the outcome (never itself sharing: sharing is always one level deep). */
+  eddy_future_t *shared;
+  void *value;
+  size_t size;
+  eddy_free_fn value_free;
+  int error;
+  int cause;
+  char *message;            /* owned; NULL: eddy_strerror(error) is used */
+
+  /* The step to run when upstream settles (per kind). */
+  union eddy__future_fn fn;
+  void *arg;
+
+  /* Producer's hook, run once by eddy_future_cancel() while pending. */
+  eddy_cancel_fn on_cancel;
+  void *cancel_arg;
+};
+
+/* A new pending future with one reference, or NULL (ENOMEM, NULL loop). */
+eddy_future_t *eddy__future_alloc(eddy_loop_t *loop);
+
+/*
+ * Makes @task wait for @f: queued on the loop when f settles, after the
+ * tasks registered before it, or queued now if f has settled already. The
+ * caller's reference to whatever owns the task passes to the list.
+ */
+void eddy__future_wait(eddy_future_t *f, struct eddy__task *task);
+
+/*
+ * Makes @d wait on @f through d's own task (d->task.run must be set):
+ * d->upstream takes the caller's reference to f, and f's waiter list a new
+ * one on d.
+ */
+void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f);
+
+/*
+ * A future that runs a step of @kind when @f settles (the common part of
+ * then, then_ok, catch and finally). Consumes @f.
+ */
+eddy_future_t *eddy__future_chain(eddy_future_t *f, enum eddy__future_kind kind,
+                                  union eddy__future_fn fn, void *arg);
+
+/* The future whose fields hold f's outcome (f itself unless it shares). */
+static inline const eddy_future_t *eddy__outcome(const eddy_future_t *f)
+{
+  return f->shared != NULL ? f->shared : f;
+}
+
+static inline int eddy__failed(const eddy_future_t *f)
+{
+  return f->state == EDDY_FUTURE_REJECTED || f->state == EDDY_FUTURE_CANCELLED;
+}
+
+#endif
