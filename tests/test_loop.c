@@ -772,6 +772,398 @@ START_TEST(test_threadsafe_before_run)
 }
 END_TEST
 
+/* ---- run_until ---------------------------------------------------------- */
+
+static void resolve_cb(void *arg)
+{
+  eddy_future_resolve(arg, NULL, NULL);
+}
+
+static void until_nested_cb(void *arg)
+{
+  eddy_future_t *f = arg;
+  eddy_loop_t *loop = eddy_future_loop(f);
+  ck_assert_int_eq(eddy_loop_run_until(loop, f, 0), EDDY_EUSAGE);
+  ck_assert_int_eq(eddy_loop_run_until(loop, f, 1), EDDY_EUSAGE);
+  eddy_future_resolve(f, NULL, NULL);
+}
+
+START_TEST(test_run_until)
+{
+  eddy_loop_t *loop = new_loop();
+  eddy_future_t *f;
+  double t0;
+
+  ck_assert_int_eq(eddy_loop_run_until(loop, NULL, 1), EDDY_EUSAGE);
+  ck_assert_int_eq(eddy_loop_run_until(NULL, NULL, 1), EDDY_EUSAGE);
+
+  /* Settled from a timer, with no callbacks registered on it. */
+  f = eddy_future_new(loop);
+  eddy_loop_call_later(loop, 0.01, resolve_cb, f);
+  ck_assert_int_eq(eddy_loop_run_until(loop, f, 10), 0);
+  ck_assert_int_eq(eddy_future_state(f), EDDY_FUTURE_RESOLVED);
+  /* Already settled: returns at once. */
+  ck_assert_int_eq(eddy_loop_run_until(loop, f, 0), 0);
+  eddy_future_unref(f);
+
+  /* Settled from call_soon: must not block in poll afterwards. */
+  f = eddy_future_new(loop);
+  eddy_loop_call_soon(loop, resolve_cb, f);
+  ck_assert_int_eq(eddy_loop_run_until(loop, f, 0), 0);
+  eddy_future_unref(f);
+
+  /* Timeout: the future is cancelled. */
+  f = eddy_future_new(loop);
+  t0 = eddy_loop_time(loop);
+  ck_assert_int_eq(eddy_loop_run_until(loop, f, 0.05), EDDY_ETIMEOUT);
+  ck_assert(eddy_loop_time(loop) >= t0 + 0.05);
+  ck_assert_int_eq(eddy_future_state(f), EDDY_FUTURE_CANCELLED);
+  eddy_future_unref(f);
+
+  /* Stopped first. */
+  f = eddy_future_new(loop);
+  eddy_loop_call_later(loop, 0.01, stop_cb, loop);
+  ck_assert_int_eq(eddy_loop_run_until(loop, f, 10), EDDY_ESTOPPED);
+  ck_assert_int_eq(eddy_future_state(f), EDDY_FUTURE_PENDING);
+  /* Re-entrant. */
+  eddy_loop_call_soon(loop, until_nested_cb, f);
+  ck_assert_int_eq(eddy_loop_run_until(loop, f, 10), 0);
+  eddy_future_unref(f);
+  eddy_loop_free(loop);
+}
+END_TEST
+
+/* ---- deferred tasks, through futures ------------------------------------ */
+
+#define CHAIN_STEPS 300000
+
+struct chain {
+  eddy_loop_t *loop;
+  long steps, steps_at_io;
+  int fds[2];
+};
+
+static eddy_future_t *chain_step(void *arg)
+{
+  struct chain *c = arg;
+  if (++c->steps == CHAIN_STEPS)
+    return eddy_future_stop(c->loop);
+  return eddy_future_resolved(c->loop, NULL, NULL);
+}
+
+static void chain_io(eddy_loop_t *loop, int fd, unsigned ev, void *arg)
+{
+  struct chain *c = arg;
+  (void)ev;
+  c->steps_at_io = c->steps;
+  eddy_loop_remove_handler(loop, fd);
+}
+
+START_TEST(test_long_chain_no_starvation)
+{
+  eddy_loop_t *loop = new_loop();
+  struct chain c = { .loop = loop, .steps_at_io = -1 };
+  eddy_future_t *f;
+
+  ck_assert_int_eq(pipe(c.fds), 0);
+  ck_assert_int_eq(write(c.fds[1], "x", 1), 1);
+  eddy_loop_add_handler(loop, c.fds[0], EDDY_READ, chain_io, &c);
+  f = eddy_repeat(chain_step, &c);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(eddy_loop_run_until(loop, f, 60), 0);
+  ck_assert_int_eq(eddy_future_state(f), EDDY_FUTURE_RESOLVED);
+  ck_assert_int_eq(c.steps, CHAIN_STEPS);
+  /* The pipe was served while the chain was still running. */
+  ck_assert(c.steps_at_io >= 0 && c.steps_at_io < CHAIN_STEPS);
+  eddy_future_unref(f);
+  close(c.fds[0]);
+  close(c.fds[1]);
+  eddy_loop_free(loop);
+}
+END_TEST
+
+static eddy_future_t *never_then(eddy_future_t *settled, void *arg)
+{
+  (void)settled;
+  (void)arg;
+  return NULL;
+}
+
+START_TEST(test_free_with_queued_future_callbacks)
+{
+  eddy_loop_t *loop = new_loop();
+  eddy_future_t *f = eddy_future_resolved(loop, malloc(16), free);
+
+  /* The callback is queued but never run before the free: the queued
+   * chain's references must not leak. */
+  f = eddy_then(f, never_then, NULL);
+  eddy_future_unref(f);
+  eddy_loop_free(loop);
+}
+END_TEST
+
+/* ---- signals ------------------------------------------------------------ */
+
+struct sig {
+  eddy_loop_t *loop;
+  int got[4];
+  int n;
+};
+
+static void sig_cb(eddy_loop_t *loop, int signo, void *arg)
+{
+  struct sig *s = arg;
+  s->got[s->n++ & 3] = signo;
+  eddy_loop_stop(loop);
+}
+
+static void sig_cb2(eddy_loop_t *loop, int signo, void *arg)
+{
+  struct sig *s = arg;
+  s->got[s->n++ & 3] = -signo;
+  eddy_loop_stop(loop);
+}
+
+static void raise_cb(void *arg)
+{
+  raise((int)(intptr_t)arg);
+}
+
+static void kill_cb(void *arg)
+{
+  kill(getpid(), (int)(intptr_t)arg);
+}
+
+static int sig_blocked(int signo)
+{
+  sigset_t cur;
+  pthread_sigmask(SIG_BLOCK, NULL, &cur);
+  return sigismember(&cur, signo);
+}
+
+START_TEST(test_signal_callback)
+{
+  eddy_loop_t *loop = new_loop();
+  struct sig s = { .loop = loop };
+  sigset_t hup;
+
+  ck_assert_int_eq(eddy_loop_add_signal(loop, SIGKILL, sig_cb, &s), -EINVAL);
+  ck_assert_int_eq(eddy_loop_add_signal(loop, SIGSTOP, sig_cb, &s), -EINVAL);
+  ck_assert_int_eq(eddy_loop_add_signal(loop, 0, sig_cb, &s), -EINVAL);
+  ck_assert_int_eq(eddy_loop_add_signal(loop, 100000, sig_cb, &s), -EINVAL);
+  ck_assert_int_eq(eddy_loop_add_signal(NULL, SIGUSR1, sig_cb, &s), -EINVAL);
+  ck_assert_int_eq(eddy_loop_remove_signal(loop, SIGUSR1), -ENOENT);
+
+  ck_assert_int_eq(eddy_loop_add_signal(loop, SIGUSR1, sig_cb, &s), 0);
+  ck_assert_int_eq(eddy_loop_add_signal(loop, SIGUSR2, sig_cb, &s), 0);
+  eddy_loop_call_soon(loop, raise_cb, (void *)(intptr_t)SIGUSR1);
+  ck_assert_int_eq(eddy_loop_run(loop), 0);
+  ck_assert_int_eq(s.n, 1);
+  ck_assert_int_eq(s.got[0], SIGUSR1);
+
+  eddy_loop_call_soon(loop, kill_cb, (void *)(intptr_t)SIGUSR2);
+  ck_assert_int_eq(eddy_loop_run(loop), 0);
+  ck_assert_int_eq(s.n, 2);
+  ck_assert_int_eq(s.got[1], SIGUSR2);
+
+  /* A second add replaces the handler. */
+  ck_assert_int_eq(eddy_loop_add_signal(loop, SIGUSR1, sig_cb2, &s), 0);
+  eddy_loop_call_soon(loop, raise_cb, (void *)(intptr_t)SIGUSR1);
+  ck_assert_int_eq(eddy_loop_run(loop), 0);
+  ck_assert_int_eq(s.got[2], -SIGUSR1);
+
+  /* Removing restores the mask: unblocked before, unblocked after; a
+   * signal the caller had blocked stays blocked. */
+  ck_assert_int_eq(eddy_loop_remove_signal(loop, SIGUSR1), 0);
+  ck_assert_int_eq(eddy_loop_remove_signal(loop, SIGUSR1), -ENOENT);
+  ck_assert_int_eq(sig_blocked(SIGUSR1), 0);
+  sigemptyset(&hup);
+  sigaddset(&hup, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &hup, NULL);
+  ck_assert_int_eq(eddy_loop_add_signal(loop, SIGHUP, sig_cb, &s), 0);
+  ck_assert_int_eq(eddy_loop_remove_signal(loop, SIGHUP), 0);
+  ck_assert_int_eq(sig_blocked(SIGHUP), 1);
+  pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
+  /* SIGUSR2 is still watched when the loop goes: free restores it too. */
+  eddy_loop_free(loop);
+  ck_assert_int_eq(sig_blocked(SIGUSR2), 0);
+}
+END_TEST
+
+START_TEST(test_wait_signal)
+{
+  eddy_loop_t *loop = new_loop();
+  eddy_future_t *f, *g, *bad;
+
+  ck_assert_ptr_null(eddy_loop_wait_signal(NULL, SIGUSR1));
+  bad = eddy_loop_wait_signal(loop, SIGKILL);
+  ck_assert_ptr_nonnull(bad);
+  ck_assert_int_eq(eddy_future_error(bad), -EINVAL);
+  eddy_future_unref(bad);
+
+  f = eddy_loop_wait_signal(loop, SIGUSR1);
+  g = eddy_loop_wait_signal(loop, SIGTERM);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_ptr_nonnull(g);
+  ck_assert_int_eq(sig_blocked(SIGUSR1), 1);
+  eddy_loop_call_soon(loop, kill_cb, (void *)(intptr_t)SIGUSR1);
+  ck_assert_int_eq(eddy_loop_run_until(loop, f, 10), 0);
+  ck_assert_int_eq(eddy_future_state(f), EDDY_FUTURE_RESOLVED);
+  ck_assert_uint_eq(eddy_future_size(f), SIGUSR1);
+  ck_assert_int_eq(sig_blocked(SIGUSR1), 0); /* nobody waits: restored */
+  eddy_future_unref(f);
+
+  /* Cancelling stops waiting and restores the mask. */
+  ck_assert_int_eq(eddy_future_cancel(g), 0);
+  ck_assert_int_eq(sig_blocked(SIGTERM), 0);
+  eddy_future_unref(g);
+
+  /* A waiter left pending when the loop goes is released by the free. */
+  f = eddy_loop_wait_signal(loop, SIGUSR2);
+  eddy_future_unref(f);
+  eddy_loop_free(loop);
+  ck_assert_int_eq(sig_blocked(SIGUSR2), 0);
+}
+END_TEST
+
+/* ---- run_in_thread ------------------------------------------------------ */
+
+static pthread_t g_main_thread;
+
+static int work_square(void *arg, void **value, size_t *size)
+{
+  long *v;
+  if (pthread_equal(pthread_self(), g_main_thread))
+    return -EDEADLK; /* ran on the loop thread: the test fails below */
+  if ((intptr_t)arg < 0)
+    return (int)(intptr_t)arg;
+  v = malloc(sizeof *v);
+  if (v == NULL)
+    return -ENOMEM;
+  *v = (long)(intptr_t)arg * (long)(intptr_t)arg;
+  *value = v;
+  *size = sizeof *v;
+  return 0;
+}
+
+START_TEST(test_run_in_thread)
+{
+  eddy_loop_t *loop = new_loop();
+  enum { JOBS = 200 };
+  eddy_future_t *f[JOBS];
+  int i;
+
+  g_main_thread = pthread_self();
+  for (i = 0; i < JOBS; i++) {
+    intptr_t arg = i % 10 == 9 ? -EIO : i;
+    f[i] = eddy_loop_run_in_thread(loop, work_square, (void *)arg, free);
+    ck_assert_ptr_nonnull(f[i]);
+  }
+  for (i = 0; i < JOBS; i++) {
+    ck_assert_int_eq(eddy_loop_run_until(loop, f[i], 30), 0);
+    if (i % 10 == 9) {
+      ck_assert_int_eq(eddy_future_state(f[i]), EDDY_FUTURE_REJECTED);
+      ck_assert_int_eq(eddy_future_error(f[i]), -EIO);
+    } else {
+      ck_assert_int_eq(eddy_future_state(f[i]), EDDY_FUTURE_RESOLVED);
+      ck_assert_uint_eq(eddy_future_size(f[i]), sizeof(long));
+      ck_assert_int_eq(*(long *)eddy_future_value(f[i]), (long)i * i);
+    }
+    eddy_future_unref(f[i]);
+  }
+  f[0] = eddy_loop_run_in_thread(loop, NULL, NULL, NULL);
+  ck_assert_int_eq(eddy_future_error(f[0]), EDDY_EUSAGE);
+  eddy_future_unref(f[0]);
+  ck_assert_ptr_null(eddy_loop_run_in_thread(NULL, work_square, NULL, NULL));
+  eddy_loop_free(loop);
+}
+END_TEST
+
+struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int started, open, skipped_ran;
+};
+
+static struct gate g_gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+static int g_freed;
+
+static void count_free(void *p)
+{
+  g_freed++;
+  free(p);
+}
+
+static int work_gated(void *arg, void **value, size_t *size)
+{
+  (void)arg;
+  pthread_mutex_lock(&g_gate.mu);
+  g_gate.started = 1;
+  pthread_cond_broadcast(&g_gate.cv);
+  while (!g_gate.open)
+    pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+  pthread_mutex_unlock(&g_gate.mu);
+  *value = malloc(8);
+  *size = 8;
+  return 0;
+}
+
+static int work_skipped(void *arg, void **value, size_t *size)
+{
+  (void)arg;
+  (void)value;
+  (void)size;
+  g_gate.skipped_ran = 1;
+  return 0;
+}
+
+START_TEST(test_run_in_thread_cancel)
+{
+  eddy_loop_t *loop;
+  eddy_future_t *running, *queued, *last;
+
+  setenv("EDDY_THREADS", "1", 1); /* this test runs in its own process */
+  loop = new_loop();
+  running = eddy_loop_run_in_thread(loop, work_gated, NULL, count_free);
+  queued = eddy_loop_run_in_thread(loop, work_skipped, NULL, count_free);
+  pthread_mutex_lock(&g_gate.mu);
+  while (!g_gate.started)
+    pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+  pthread_mutex_unlock(&g_gate.mu);
+  /* One thread, busy: the second job is still queued and is skipped. */
+  ck_assert_int_eq(eddy_future_cancel(queued), 0);
+  ck_assert_int_eq(eddy_future_cancel(running), 0);
+  pthread_mutex_lock(&g_gate.mu);
+  g_gate.open = 1;
+  pthread_cond_broadcast(&g_gate.cv);
+  pthread_mutex_unlock(&g_gate.mu);
+  /* A job queued after them runs once the first is done. */
+  last = eddy_loop_run_in_thread(loop, work_square, (void *)(intptr_t)3, free);
+  g_main_thread = pthread_self();
+  ck_assert_int_eq(eddy_loop_run_until(loop, last, 30), 0);
+  ck_assert_int_eq(*(long *)eddy_future_value(last), 9);
+  ck_assert_int_eq(g_gate.skipped_ran, 0);
+  ck_assert_int_eq(g_freed, 1); /* the cancelled job's value was freed */
+  ck_assert_int_eq(eddy_future_state(running), EDDY_FUTURE_CANCELLED);
+  eddy_future_unref(running);
+  eddy_future_unref(queued);
+  eddy_future_unref(last);
+  eddy_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_free_with_jobs_in_flight)
+{
+  eddy_loop_t *loop = new_loop();
+  int i;
+
+  g_main_thread = pthread_self();
+  for (i = 0; i < 50; i++)
+    eddy_future_unref(eddy_loop_run_in_thread(loop, work_square, (void *)(intptr_t)i, free));
+  eddy_loop_free(loop); /* joins; results and queued jobs are dropped */
+}
+END_TEST
+
 /* ---- logging and errors ------------------------------------------------- */
 
 struct logbuf {
@@ -872,6 +1264,27 @@ static int fork_round(struct forky *f, char c)
   return ok;
 }
 
+/* The pool and signals survive fork: a job runs (the child's pool restarts)
+ * and a signal is delivered (the child's own signalfd). */
+static int fork_extras(eddy_loop_t *loop)
+{
+  struct sig s = { .loop = loop };
+  eddy_future_t *job;
+  int ok;
+
+  g_main_thread = pthread_self();
+  job = eddy_loop_run_in_thread(loop, work_square, (void *)(intptr_t)5, free);
+  ok = eddy_loop_run_until(loop, job, 10) == 0 &&
+       eddy_future_state(job) == EDDY_FUTURE_RESOLVED &&
+       *(long *)eddy_future_value(job) == 25;
+  eddy_future_unref(job);
+  ok = ok && eddy_loop_add_signal(loop, SIGUSR2, sig_cb, &s) == 0;
+  eddy_loop_call_soon(loop, kill_cb, (void *)(intptr_t)SIGUSR2);
+  ok = ok && eddy_loop_run(loop) == 0 && s.n == 1 && s.got[0] == SIGUSR2;
+  /* Leave it watched: the child inherits a loop that has a signalfd. */
+  return ok;
+}
+
 START_TEST(test_fork)
 {
   eddy_loop_t *loop = new_loop();
@@ -884,8 +1297,10 @@ START_TEST(test_fork)
   ck_assert_int_eq(eddy_loop_add_handler(loop, f.fds[0], EDDY_READ, fork_io, &f), 0);
   t = eddy_timer_new(loop, fork_timer, &f);
   eddy_timer_start(t, 0.02, 0);
-  /* One round before forking, so the kernel has the registrations. */
+  /* One round before forking, so the kernel has the registrations, the
+   * pool has threads and a signal is watched. */
   ck_assert(fork_round(&f, 'a'));
+  ck_assert(fork_extras(loop));
   eddy_timer_start(t, 0.02, 0);
   pid = fork();
   ck_assert_int_ge(pid, 0);
@@ -893,6 +1308,7 @@ START_TEST(test_fork)
     int ok = fork_round(&f, 'c');
     eddy_timer_start(t, 0.02, 0);
     ok = ok && fork_round(&f, 'd');
+    ok = ok && fork_extras(loop);
     eddy_timer_free(t);
     eddy_loop_remove_handler(loop, f.fds[0]);
     eddy_loop_free(loop);
@@ -939,6 +1355,14 @@ static Suite *loop_suite(void)
   tcase_add_test(tc, test_io_closed_fd);
   tcase_add_test(tc, test_threadsafe_threads);
   tcase_add_test(tc, test_threadsafe_before_run);
+  tcase_add_test(tc, test_run_until);
+  tcase_add_test(tc, test_long_chain_no_starvation);
+  tcase_add_test(tc, test_free_with_queued_future_callbacks);
+  tcase_add_test(tc, test_signal_callback);
+  tcase_add_test(tc, test_wait_signal);
+  tcase_add_test(tc, test_run_in_thread);
+  tcase_add_test(tc, test_run_in_thread_cancel);
+  tcase_add_test(tc, test_free_with_jobs_in_flight);
   tcase_add_test(tc, test_logging);
   tcase_add_test(tc, test_strerror);
   tcase_add_test(tc, test_fork);

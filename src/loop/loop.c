@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "eddy/future.h"
 #include "loop/loop_impl.h"
 
 /* Recycled call_soon nodes kept per loop; a burst beyond this is freed. */
@@ -236,7 +237,8 @@ static int poll_timeout(eddy_loop_t *loop)
   int64_t next, wait;
 
   if (loop->stop || loop->nonblock || loop->shead != NULL ||
-      loop->dhead != NULL || loop->nfired > 0 || eddy__loop_until_ready(loop))
+      loop->dhead != NULL || loop->nfired > 0 ||
+      (loop->until != NULL && eddy_future_done(loop->until)))
     return 0;
   next = eddy__timers_next(loop);
   if (next < 0)
@@ -271,27 +273,93 @@ static int iterate(eddy_loop_t *loop)
   return 0;
 }
 
-int eddy__loop_check_fork(eddy_loop_t *loop)
+/* The common prologue of run and run_until. */
+static int loop_enter(eddy_loop_t *loop)
 {
-  return getpid() != loop->pid ? eddy_loop_after_fork(loop) : 0;
+  int rc;
+
+  if (loop->running)
+    return EDDY_EUSAGE;
+  if (getpid() != loop->pid && (rc = eddy_loop_after_fork(loop)) < 0)
+    return rc;
+  loop->running = 1;
+  loop->now = clock_ns();
+  return 0;
+}
+
+static void loop_leave(eddy_loop_t *loop)
+{
+  loop->stop = 0;
+  loop->nonblock = 0;
+  loop->until = NULL;
+  loop->running = 0;
 }
 
 int eddy_loop_run(eddy_loop_t *loop)
 {
   int rc;
 
-  if (loop == NULL || loop->running)
+  if (loop == NULL)
     return EDDY_EUSAGE;
-  rc = eddy__loop_check_fork(loop);
-  if (rc < 0)
+  if ((rc = loop_enter(loop)) < 0)
     return rc;
-  loop->running = 1;
-  loop->now = clock_ns();
   do
     rc = iterate(loop);
   while (rc == 0 && !loop->stop);
-  loop->stop = 0;
-  loop->running = 0;
+  loop_leave(loop);
+  return rc;
+}
+
+struct until_timeout {
+  eddy_loop_t *loop;
+  int expired;
+};
+
+static void until_expired(void *arg)
+{
+  struct until_timeout *u = arg;
+  u->expired = 1;
+  u->loop->nonblock = 1;
+}
+
+int eddy_loop_run_until(eddy_loop_t *loop, eddy_future_t *future, double timeout)
+{
+  struct until_timeout u = { loop, 0 };
+  eddy_timer_t timer;
+  int rc;
+
+  if (loop == NULL || future == NULL)
+    return EDDY_EUSAGE;
+  if (eddy_future_done(future))
+    return loop->running ? EDDY_EUSAGE : 0;
+  if ((rc = eddy__timer_init(&timer, loop, until_expired, &u)) < 0)
+    return rc;
+  if ((rc = loop_enter(loop)) < 0) {
+    eddy__timer_deinit(&timer);
+    return rc;
+  }
+  loop->until = future;
+  if (timeout > 0)
+    eddy_timer_start(&timer, timeout, 0);
+  for (;;) {
+    rc = iterate(loop);
+    if (rc < 0 || eddy_future_done(future))
+      break;
+    if (u.expired) {
+      rc = EDDY_ETIMEOUT;
+      /* As run_sync does; its callbacks learn of it before we return. */
+      eddy_future_cancel(future);
+      loop->budget = EDDY__DEFER_QUOTA;
+      eddy__loop_run_deferred(loop);
+      break;
+    }
+    if (loop->stop) {
+      rc = EDDY_ESTOPPED;
+      break;
+    }
+  }
+  eddy__timer_deinit(&timer);
+  loop_leave(loop);
   return rc;
 }
 

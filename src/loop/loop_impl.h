@@ -155,10 +155,6 @@ struct eddy_loop {
 
 /* loop.c */
 void eddy__loop_run_deferred(eddy_loop_t *loop);
-int eddy__loop_check_fork(eddy_loop_t *loop);
-
-/* run_until.c: whether run_until's future has settled (so don't block). */
-int eddy__loop_until_ready(const eddy_loop_t *loop);
 
 /* io.c */
 int eddy__io_init(eddy_loop_t *loop);
