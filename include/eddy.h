@@ -15,6 +15,7 @@
 #include "eddy/future.h"
 #include "eddy/stream.h"
 #include "eddy/tcp.h"
+#include "eddy/tls.h"
 
 #define EDDY_VERSION_MAJOR 0
 #define EDDY_VERSION_MINOR 1
