@@ -1018,8 +1018,9 @@ START_TEST(test_wait_signal)
   ck_assert_int_eq(sig_blocked(SIGTERM), 0);
   eddy_future_unref(g);
 
-  /* A waiter left pending when the loop goes is released by the free. */
-  f = eddy_loop_wait_signal(loop, SIGUSR2);
+  /* A waiter left pending when the loop goes is released by the free,
+   * chain included. */
+  f = eddy_then(eddy_loop_wait_signal(loop, SIGUSR2), never_then, NULL);
   eddy_future_unref(f);
   eddy_loop_free(loop);
   ck_assert_int_eq(sig_blocked(SIGUSR2), 0);
@@ -1158,8 +1159,11 @@ START_TEST(test_free_with_jobs_in_flight)
   int i;
 
   g_main_thread = pthread_self();
+  /* Chained and released: only the loop's queues still reference them. */
   for (i = 0; i < 50; i++)
-    eddy_future_unref(eddy_loop_run_in_thread(loop, work_square, (void *)(intptr_t)i, free));
+    eddy_future_unref(eddy_then(eddy_loop_run_in_thread(loop, work_square,
+                                                        (void *)(intptr_t)i, free),
+                                never_then, NULL));
   eddy_loop_free(loop); /* joins; results and queued jobs are dropped */
 }
 END_TEST

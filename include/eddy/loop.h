@@ -75,7 +75,9 @@ EDDY_API const char *eddy_loop_backend_name(const eddy_loop_t *loop);
  * (the fds themselves are not closed: they belong to whoever registered
  * them), the thread pool is joined. Futures that still reference the loop
  * must have been released first: a future outliving its loop is a bug.
- * NULL is allowed and does nothing.
+ * So that released chains do not leak, the futures the loop still owes
+ * (pool jobs, wait_signal) are cancelled, and future callbacks already
+ * queued run before the loop goes. NULL is allowed and does nothing.
  */
 EDDY_API void eddy_loop_free(eddy_loop_t *loop);
 

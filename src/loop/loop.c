@@ -112,21 +112,32 @@ const char *eddy_loop_backend_name(const eddy_loop_t *loop)
 /* Bounded: a task that keeps queueing tasks must not hang the free. */
 #define FREE_DRAIN_MAX (1u << 20)
 
-void eddy_loop_free(eddy_loop_t *loop)
+/* Deferred tasks hold references (a future's pending callbacks): running
+ * them is the only way to release those without leaking. */
+static void drain_deferred(eddy_loop_t *loop)
 {
-  struct eddy__soon *s, *next;
   unsigned i;
 
-  if (loop == NULL)
-    return;
-  /* Deferred tasks hold references (a future's pending callbacks): running
-   * them is the only way to release those without leaking. */
   for (i = 0; loop->dhead != NULL && i < FREE_DRAIN_MAX; i++) {
     loop->budget = 1;
     eddy__loop_run_deferred(loop);
   }
+}
+
+void eddy_loop_free(eddy_loop_t *loop)
+{
+  struct eddy__soon *s, *next;
+
+  if (loop == NULL)
+    return;
+  drain_deferred(loop);
+  /* The producers go next; each cancels the futures it still owes, and the
+   * cancellations travel down their chains in the second drain. The
+   * cross-thread queue goes last, as callbacks may still post to it. */
   eddy__pool_fini(loop);
   eddy__signals_fini(loop);
+  eddy__wakeup_drop(loop);
+  drain_deferred(loop);
   eddy__wakeup_fini(loop);
   eddy__timers_fini(loop);
   for (s = loop->shead; s != NULL; s = next) {

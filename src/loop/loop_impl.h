@@ -176,6 +176,8 @@ int64_t eddy__seconds_to_ns(double s);
 /* wakeup.c */
 int eddy__wakeup_init(eddy_loop_t *loop);
 void eddy__wakeup_fini(eddy_loop_t *loop);
+/* Releases queued nodes unrun; only once no other thread can post. */
+void eddy__wakeup_drop(eddy_loop_t *loop);
 int eddy__wakeup_after_fork(eddy_loop_t *loop);
 void eddy__loop_post(eddy_loop_t *loop, struct eddy__tsnode *node);
 

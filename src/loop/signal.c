@@ -314,10 +314,13 @@ static void sig_maybe_disable(eddy_loop_t *loop, struct eddy__sigs *s, int signo
   }
 }
 
+/* Cancels the future if still pending (the loop is going), so that what
+ * waits on it releases its references. */
 static void waiter_free(struct waiter *w)
 {
   eddy_list_remove(&w->link);
   eddy_future_on_cancel(w->f, NULL, NULL);
+  eddy_future_cancel(w->f);
   eddy_future_unref(w->f);
   free(w);
 }

@@ -140,9 +140,12 @@ static struct eddy__pool *pool_get(eddy_loop_t *loop)
   return p;
 }
 
+/* A future still pending here (loop freed, fork) is cancelled, so that the
+ * chains waiting on it run and drop their references instead of leaking. */
 static void job_release(struct job *j)
 {
   eddy_future_on_cancel(j->f, NULL, NULL);
+  eddy_future_cancel(j->f);
   eddy_future_unref(j->f);
   free(j);
 }

@@ -154,17 +154,22 @@ int eddy__wakeup_init(eddy_loop_t *loop)
   return rc;
 }
 
-void eddy__wakeup_fini(eddy_loop_t *loop)
+void eddy__wakeup_drop(eddy_loop_t *loop)
 {
-  struct eddy__tsnode *n, *next;
+  struct eddy__tsnode *n = loop->tshead, *next;
 
-  wake_close(loop);
-  for (n = loop->tshead; n != NULL; n = next) {
+  loop->tshead = NULL;
+  loop->tstail = &loop->tshead;
+  for (; n != NULL; n = next) {
     next = n->next;
     n->run(loop, n, 1);
   }
-  loop->tshead = NULL;
-  loop->tstail = &loop->tshead;
+}
+
+void eddy__wakeup_fini(eddy_loop_t *loop)
+{
+  wake_close(loop);
+  eddy__wakeup_drop(loop);
   pthread_mutex_destroy(&loop->tslock);
 }
 
