@@ -47,16 +47,40 @@ static int listening_on(const struct eddy__acceptor *a, int fd)
   return 0;
 }
 
-/* Asks for readability exactly when accepting is allowed. */
+static int accepting_allowed(const struct eddy__acceptor *a)
+{
+  return !a->closed && !a->paused &&
+         !(a->backoff != NULL && eddy_timer_active(a->backoff));
+}
+
+static void on_readable(eddy_loop_t *loop, int lfd, unsigned events, void *arg);
+static void back_off(struct eddy__acceptor *a, int err);
+
+/*
+ * Watches the listeners exactly while accepting is allowed. A paused
+ * listener has no handler at all: with only its interest cleared, an error
+ * or hang-up on it would still wake the loop on every iteration.
+ */
 static void rearm(struct eddy__acceptor *a)
 {
-  int want = !a->closed && !a->paused &&
-             !(a->backoff != NULL && eddy_timer_active(a->backoff));
+  int want = accepting_allowed(a);
   if (want == a->armed)
     return;
   a->armed = want;
-  for (size_t i = 0; i < a->n; i++)
-    eddy_loop_update_handler(a->loop, a->fds[i], want ? EDDY_READ : 0);
+  for (size_t i = 0; i < a->n; i++) {
+    if (!want) {
+      eddy_loop_remove_handler(a->loop, a->fds[i]);
+      continue;
+    }
+    int rc = eddy_loop_add_handler(a->loop, a->fds[i], EDDY_READ, on_readable, a);
+    if (rc < 0 && rc != -EEXIST) { /* -ENOMEM: try again later */
+      while (i > 0)
+        eddy_loop_remove_handler(a->loop, a->fds[--i]);
+      a->armed = 0;
+      back_off(a, -rc);
+      return;
+    }
+  }
 }
 
 /* One warning a second at most; the rest are counted. */
@@ -168,11 +192,18 @@ void eddy__acceptor_init(struct eddy__acceptor *a, eddy_loop_t *loop,
   a->warned_at = -1;
 }
 
+/* A listening socket, made non-blocking and close-on-exec. */
 static int prepare_fd(int fd)
 {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
     return -EBADF;
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+    return -errno;
+  if (!listening)
+    return -EINVAL;
   if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
     return -errno;
   return 0;
@@ -203,9 +234,8 @@ static int add_checked(struct eddy__acceptor *a, const int *fds, size_t n)
     a->fds = v;
     a->cap = cap;
   }
-  for (size_t i = 0; i < n; i++) {
-    int rc = eddy_loop_add_handler(a->loop, fds[i], a->armed ? EDDY_READ : 0,
-                                   on_readable, a);
+  for (size_t i = 0; a->armed && i < n; i++) {
+    int rc = eddy_loop_add_handler(a->loop, fds[i], EDDY_READ, on_readable, a);
     if (rc < 0) {
       while (i > 0)
         eddy_loop_remove_handler(a->loop, fds[--i]);
@@ -239,7 +269,8 @@ void eddy__acceptor_close(struct eddy__acceptor *a)
     return;
   a->closed = 1;
   for (size_t i = 0; i < a->n; i++) {
-    eddy_loop_remove_handler(a->loop, a->fds[i]);
+    if (a->armed)
+      eddy_loop_remove_handler(a->loop, a->fds[i]);
     close(a->fds[i]);
   }
   free(a->fds);

@@ -42,7 +42,7 @@ struct eddy__acceptor {
   void *owner;
   int *fds; /* listening sockets, owned */
   size_t n, cap;
-  int armed;            /* the handlers ask for EDDY_READ */
+  int armed;            /* the fds have handlers (none while paused) */
   int paused;           /* by the owner (queue full, max_connections) */
   int closed;           /* eddy__acceptor_close() ran */
   int spare_fd;         /* the reserve for EMFILE, or -1 */
@@ -61,8 +61,8 @@ void eddy__acceptor_init(struct eddy__acceptor *a, eddy_loop_t *loop,
 /**
  * Starts accepting on @p fds, made non-blocking and close-on-exec, taking
  * ownership (they are closed on failure too).
- * @return 0, -EBADF for an fd that is not open, -ENOMEM, EDDY_EUSAGE once
- *         closed.
+ * @return 0, -EBADF for an fd that is not open, -EINVAL for a socket that
+ *         is not listening, -ENOMEM, EDDY_EUSAGE once closed.
  */
 int eddy__acceptor_add(struct eddy__acceptor *a, const int *fds, size_t n);
 

@@ -1,0 +1,131 @@
+/*
+ * examples/serve.c - command line parsing and the main loop of the server
+ * examples (see serve.h).
+ */
+#include "serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static void usage_exit(const char *usage, int status)
+{
+  fputs(usage, status == 0 ? stdout : stderr);
+  exit(status);
+}
+
+static int parse_int(const char *s, long min, long max, int *out)
+{
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+    return -1;
+  *out = (int)v;
+  return 0;
+}
+
+void serve_parse_args(int argc, char **argv, int tls_options,
+                      const char *usage, struct serve_args *args)
+{
+  memset(args, 0, sizeof *args);
+  args->port = 8888;
+  args->processes = 1;
+  for (int i = 1; i < argc; i++) {
+    const char *opt = argv[i];
+    if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0)
+      usage_exit(usage, 0);
+    if (i + 1 >= argc)
+      usage_exit(usage, 2);
+    const char *val = argv[++i];
+    if (strcmp(opt, "--address") == 0)
+      args->address = val;
+    else if (strcmp(opt, "--port") == 0 && parse_int(val, 0, 65535, &args->port) == 0)
+      ;
+    else if (strcmp(opt, "--processes") == 0 &&
+             parse_int(val, 0, 4096, &args->processes) == 0)
+      ;
+    else if (tls_options && strcmp(opt, "--certfile") == 0)
+      args->certfile = val;
+    else if (tls_options && strcmp(opt, "--keyfile") == 0)
+      args->keyfile = val;
+    else
+      usage_exit(usage, 2);
+  }
+}
+
+static void print_listening(eddy_tcp_server_t *srv)
+{
+  int fds[16];
+  size_t n = eddy_tcp_server_sockets(srv, fds, 16);
+  for (size_t i = 0; i < n && i < 16; i++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN];
+    if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0)
+      continue;
+    if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+      inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+      printf("listening on [%s]:%d\n", host, ntohs(a->sin6_port));
+    } else {
+      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+      inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+      printf("listening on %s:%d\n", host, ntohs(a->sin_port));
+    }
+  }
+  fflush(stdout);
+}
+
+static void on_stop_signal(eddy_loop_t *loop, int signo, void *arg)
+{
+  eddy_loop_stop(loop);
+}
+
+int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
+          void *arg)
+{
+  eddy_loop_t *loop = eddy_loop_new();
+  eddy_tcp_server_t *srv = loop ? eddy_tcp_server_new(loop, NULL) : NULL;
+  if (srv == NULL) {
+    perror("eddy");
+    return 1;
+  }
+  eddy_tcp_server_set_handler(srv, handler, arg);
+
+  /* One process listens at once; several bind first and fork in start(). */
+  int rc = args->processes == 1
+               ? eddy_tcp_server_listen(srv, args->port, args->address)
+               : eddy_tcp_server_bind(srv, args->port, args->address,
+                                      AF_UNSPEC, 0, 0);
+  if (rc == 0) {
+    print_listening(srv);
+    if (args->processes != 1)
+      rc = eddy_tcp_server_start(srv, args->processes, -1);
+  }
+  if (rc < 0) {
+    fprintf(stderr, "cannot listen on %s:%d: %s\n",
+            args->address ? args->address : "*", args->port, eddy_strerror(rc));
+    eddy_tcp_server_free(srv);
+    eddy_loop_free(loop);
+    return 1;
+  }
+
+  /* In each worker: serve until told to stop, then give the open
+   * connections a second to finish. */
+  eddy_loop_add_signal(loop, SIGINT, on_stop_signal, NULL);
+  eddy_loop_add_signal(loop, SIGTERM, on_stop_signal, NULL);
+  eddy_loop_run(loop);
+  eddy_future_t *done = eddy_tcp_server_shutdown(srv, 1.0);
+  if (done != NULL)
+    eddy_loop_run_until(loop, done, 5.0);
+  eddy_future_unref(done);
+  eddy_tcp_server_free(srv);
+  eddy_loop_free(loop);
+  return 0;
+}

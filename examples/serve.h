@@ -1,0 +1,38 @@
+/*
+ * examples/serve.h - the command line and main loop the server examples
+ * share, so that each example file is only its protocol.
+ */
+#ifndef EDDY_EXAMPLES_SERVE_H
+#define EDDY_EXAMPLES_SERVE_H
+
+#include <eddy.h>
+
+/** What a server example was asked to do. */
+struct serve_args {
+  const char *address; /* NULL: every interface */
+  int port;            /* 0: any free port */
+  int processes;       /* 1: this process; <= 0: one per CPU */
+  const char *certfile, *keyfile;
+};
+
+/**
+ * Parses [--address ADDR] [--port PORT] [--processes N], plus
+ * [--certfile F --keyfile F] when @p tls_options is non-zero. On a bad
+ * argument prints @p usage to stderr and exits 2; --help prints it to
+ * stdout and exits 0.
+ */
+void serve_parse_args(int argc, char **argv, int tls_options,
+                      const char *usage, struct serve_args *args);
+
+/**
+ * Listens as asked, prints "listening on ADDR:PORT" for every socket
+ * (flushed), forks the workers if asked, hands every connection to
+ * @p handler, and returns once SIGINT or SIGTERM arrives and the open
+ * connections have closed (or a second has passed).
+ *
+ * @return the process exit status: 0, or 1 if it could not listen.
+ */
+int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
+          void *arg);
+
+#endif
