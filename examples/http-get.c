@@ -1,0 +1,284 @@
+/*
+ * examples/http-get.c - fetch a URL over HTTP/1.0 and write the body to
+ * stdout, byte for byte.
+ *
+ *   http-get [--cafile FILE] [--insecure] [--timeout SECONDS] URL
+ *
+ * One chain of futures: connect (resolving the name, Happy Eyeballs),
+ * send the request, read the head (bounded), then stream the body to
+ * stdout: Content-Length bytes, or everything until the server closes.
+ * --timeout covers the whole exchange.
+ *
+ * Exit status: 0 for a 2xx response; 1 with a one-line reason on stderr
+ * for anything else ("HTTP 404 Not Found", "connection refused", "timed
+ * out", "name does not resolve", ...); 2 for bad usage, a bad URL, or an
+ * https:// URL (TLS comes later: --cafile and --insecure are accepted and
+ * not used yet).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <eddy.h>
+
+#define MAX_HEAD_BYTES (64 * 1024)
+
+struct url {
+  char host[256];
+  int port;
+  char path[2048];
+};
+
+struct request {
+  struct url url;
+  eddy_stream_t *stream;
+  char failure[300]; /* why it failed, once it has */
+};
+
+/* ------------------------------------------------------------------------ */
+/* URL and response parsing                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* http://host[:port][/path], host may be [IPv6]. Returns 0 or -1. */
+static int parse_url(const char *s, struct url *u)
+{
+  const char *host, *end;
+  size_t len;
+
+  if (strncasecmp(s, "http://", 7) != 0)
+    return -1;
+  for (const char *c = s; *c != '\0'; c++)
+    if ((unsigned char)*c <= ' ' || *c == 0x7f)
+      return -1;
+  host = s + 7;
+  if (*host == '[') {
+    host++;
+    end = strchr(host, ']');
+    if (end == NULL)
+      return -1;
+    len = (size_t)(end - host);
+    end++;
+  } else {
+    len = strcspn(host, ":/?#");
+    end = host + len;
+  }
+  if (len == 0 || len >= sizeof(u->host) || memchr(host, '@', len) != NULL)
+    return -1;
+  memcpy(u->host, host, len);
+  u->host[len] = '\0';
+
+  u->port = 80;
+  if (*end == ':') {
+    char *after;
+    long port = strtol(end + 1, &after, 10);
+    if (after == end + 1 || port < 1 || port > 65535)
+      return -1;
+    u->port = (int)port;
+    end = after;
+  }
+  if (*end != '\0' && *end != '/' && *end != '?' && *end != '#')
+    return -1;
+  len = strcspn(end, "#");
+  if (len + 2 > sizeof(u->path))
+    return -1;
+  snprintf(u->path, sizeof(u->path), "%s%.*s", *end == '/' ? "" : "/",
+           (int)len, end);
+  return 0;
+}
+
+/* The value of header @name in the head @head, or NULL. */
+static const char *find_header(const char *head, const char *name)
+{
+  size_t n = strlen(name);
+
+  for (const char *line = strstr(head, "\r\n"); line != NULL;
+       line = strstr(line, "\r\n")) {
+    line += 2;
+    if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+      const char *v = line + n + 1;
+      while (*v == ' ' || *v == '\t')
+        v++;
+      return v;
+    }
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The exchange, one step per function                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Connected: send the request. */
+static eddy_future_t *send_request(eddy_future_t *connected, void *arg)
+{
+  struct request *req = arg;
+  const struct url *u = &req->url;
+  char host[300], text[3000];
+  int len;
+
+  req->stream = eddy_stream_ref(eddy_future_value(connected));
+  snprintf(host, sizeof(host), strchr(u->host, ':') ? "[%s]" : "%s", u->host);
+  if (u->port != 80)
+    snprintf(host + strlen(host), sizeof(host) - strlen(host), ":%d", u->port);
+  len = snprintf(text, sizeof(text),
+                 "GET %s HTTP/1.0\r\n"
+                 "Host: %s\r\n"
+                 "User-Agent: eddy-http-get\r\n"
+                 "Connection: close\r\n"
+                 "\r\n",
+                 u->path, host);
+  return eddy_stream_write(req->stream, text, (size_t)len);
+}
+
+/* Sent: read the status line and headers. */
+static eddy_future_t *read_head(eddy_future_t *sent, void *arg)
+{
+  struct request *req = arg;
+
+  (void)sent;
+  return eddy_stream_read_until(req->stream, "\r\n\r\n", 4, MAX_HEAD_BYTES);
+}
+
+static void write_chunk(eddy_stream_t *s, const void *data, size_t len,
+                        void *arg)
+{
+  (void)s;
+  (void)arg;
+  fwrite(data, 1, len, stdout);
+}
+
+/* Head read: check the status, then stream the body to stdout. */
+static eddy_future_t *read_body(eddy_future_t *head_read, void *arg)
+{
+  struct request *req = arg;
+  const char *head = eddy_future_value(head_read); /* NUL-terminated */
+  const char *length;
+  char *end;
+  unsigned long long body_length;
+  int status, reason_at = 0;
+
+  if (sscanf(head, "HTTP/1.%*1[01] %3d %n", &status, &reason_at) < 1 ||
+      reason_at == 0) {
+    snprintf(req->failure, sizeof(req->failure), "bad response");
+    return NULL;
+  }
+  if (status < 200 || status > 299) {
+    snprintf(req->failure, sizeof(req->failure), "HTTP %d %.*s", status,
+             (int)strcspn(head + reason_at, "\r\n"), head + reason_at);
+    return NULL;
+  }
+  length = find_header(head, "Content-Length");
+  if (length == NULL)
+    return eddy_stream_read_until_close_chunked(req->stream, write_chunk, req);
+  errno = 0;
+  body_length = strtoull(length, &end, 10);
+  if (errno != 0 || end == length || *length == '-' ||
+      (*end != '\r' && *end != ' ')) {
+    snprintf(req->failure, sizeof(req->failure), "bad Content-Length");
+    return NULL;
+  }
+  return eddy_stream_read_bytes_chunked(req->stream, (size_t)body_length,
+                                        write_chunk, req);
+}
+
+/* Any failure on the way: one line saying what went wrong. */
+static eddy_future_t *explain_failure(eddy_future_t *failed, void *arg)
+{
+  struct request *req = arg;
+  int code = eddy_future_error(failed), cause = eddy_future_cause(failed);
+  const char *why;
+
+  if (code == EDDY_ETIMEOUT || cause == EDDY_ETIMEOUT)
+    why = "timed out";
+  else if (cause == -ECONNREFUSED)
+    why = "connection refused";
+  else if (code == EDDY_ENONAME)
+    why = "name does not resolve";
+  else if (cause == EDDY_EUNSATISFIABLE)
+    why = "response head too long";
+  else
+    why = eddy_future_message(failed);
+  snprintf(req->failure, sizeof(req->failure), "%s", why);
+  return NULL; /* handled */
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int usage(void)
+{
+  fprintf(stderr, "usage: http-get [--cafile FILE] [--insecure] "
+                  "[--timeout SECONDS] URL\n");
+  return 2;
+}
+
+int main(int argc, char **argv)
+{
+  struct request req;
+  eddy_loop_t *loop;
+  eddy_future_t *f;
+  const char *url = NULL;
+  double timeout = 0;
+  int status;
+
+  memset(&req, 0, sizeof(req));
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--cafile") == 0 && i + 1 < argc) {
+      i++; /* for https, once TLS is there */
+    } else if (strcmp(argv[i], "--insecure") == 0) {
+      /* likewise */
+    } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+      char *end;
+      timeout = strtod(argv[++i], &end);
+      if (*end != '\0' || !(timeout >= 0))
+        return usage();
+    } else if (argv[i][0] == '-' || url != NULL) {
+      return usage();
+    } else {
+      url = argv[i];
+    }
+  }
+  if (url == NULL)
+    return usage();
+  if (strncasecmp(url, "https://", 8) == 0) {
+    fprintf(stderr, "http-get: https is not supported yet\n");
+    return 2;
+  }
+  if (parse_url(url, &req.url) < 0) {
+    fprintf(stderr, "http-get: bad URL\n");
+    return 2;
+  }
+
+  loop = eddy_loop_new();
+  if (loop == NULL) {
+    perror("http-get: eddy_loop_new");
+    return 1;
+  }
+  f = eddy_tcp_connect(loop, req.url.host, req.url.port, NULL);
+  f = eddy_then_ok(f, send_request, &req);
+  f = eddy_then_ok(f, read_head, &req);
+  f = eddy_then_ok(f, read_body, &req);
+  if (timeout > 0)
+    f = eddy_with_timeout(f, timeout);
+  f = eddy_catch(f, explain_failure, &req);
+  if (f == NULL) {
+    fprintf(stderr, "http-get: out of memory\n");
+    return 1;
+  }
+  eddy_loop_run_until(loop, f, 0);
+  eddy_future_unref(f);
+  eddy_stream_unref(req.stream);
+  eddy_loop_free(loop);
+
+  status = 0;
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    snprintf(req.failure, sizeof(req.failure), "cannot write the body: %s",
+             strerror(errno));
+  }
+  if (req.failure[0] != '\0') {
+    fprintf(stderr, "http-get: %s\n", req.failure);
+    status = 1;
+  }
+  return status;
+}
