@@ -1,11 +1,11 @@
 /*
  * bench/peers/epoll_echo.c - the ceiling: a bare epoll line-echo server.
  *
- * Level-triggered epoll, one thread. Reads up to 64 KiB, writes back every
- * complete line ("\n"-terminated) it has straight from the read buffer,
- * keeps an incomplete tail for the next read, and handles partial writes by
- * keeping the unsent bytes and waiting for EPOLLOUT (reading pauses
- * meanwhile, which is the backpressure).
+ * Level-triggered epoll, one thread. Reads up to 64 KiB into one shared
+ * buffer, writes back every complete line ("\n"-terminated) straight from
+ * it, keeps an incomplete tail per connection for the next read, and
+ * handles partial writes by keeping the unsent bytes and waiting for
+ * EPOLLOUT (reading pauses meanwhile, which is the backpressure).
  *
  * usage: epoll_echo [--address 127.0.0.1] [--port 0]
  */
@@ -16,12 +16,15 @@
 
 typedef struct conn {
   int fd;
-  char *in; /* bytes read and not yet echoed (an incomplete line) */
-  size_t in_len, in_cap;
+  char *tail; /* an incomplete line carried over to the next read */
+  size_t tail_len, tail_cap;
   peer_out_t out;
 } conn_t;
 
 static int epfd;
+/* One read buffer for all connections (after the tail, if any). */
+static char *rbuf;
+static size_t rbuf_cap;
 
 static void *conn_new(int fd) {
   conn_t *c = calloc(1, sizeof *c);
@@ -31,7 +34,7 @@ static void *conn_new(int fd) {
 
 static void conn_close(conn_t *c) {
   close(c->fd);
-  free(c->in);
+  free(c->tail);
   free(c->out.buf);
   free(c);
 }
@@ -41,26 +44,30 @@ static void set_events(conn_t *c, unsigned ev) {
   epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &e);
 }
 
+static int grow(char **buf, size_t *cap, size_t need) {
+  if (need <= *cap) return 0;
+  size_t n = *cap ? *cap : RCHUNK;
+  while (n < need) n *= 2;
+  char *p = realloc(*buf, n);
+  if (!p) return -1;
+  *buf = p;
+  *cap = n;
+  return 0;
+}
+
 static void on_readable(conn_t *c) {
-  if (c->in_len + RCHUNK > c->in_cap) {
-    size_t cap = c->in_cap ? c->in_cap * 2 : RCHUNK * 2;
-    while (cap < c->in_len + RCHUNK) cap *= 2;
-    char *p = realloc(c->in, cap);
-    if (!p) { conn_close(c); return; }
-    c->in = p;
-    c->in_cap = cap;
-  }
-  ssize_t r = recv(c->fd, c->in + c->in_len, RCHUNK, 0);
+  /* The shared buffer holds the connection's tail, then the new bytes. */
+  if (grow(&rbuf, &rbuf_cap, c->tail_len + RCHUNK) < 0) { conn_close(c); return; }
+  memcpy(rbuf, c->tail, c->tail_len);
+  ssize_t r = recv(c->fd, rbuf + c->tail_len, RCHUNK, 0);
   if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) { conn_close(c); return; }
   if (r < 0) return;
+  size_t len = c->tail_len + (size_t)r;
   /* Only the new bytes can hold a newline not seen yet. */
-  size_t old = c->in_len;
-  c->in_len += (size_t)r;
-  char *nl = memrchr(c->in + old, '\n', (size_t)r);
-  if (!nl) return;
-  size_t complete = (size_t)(nl - c->in) + 1, sent = 0;
+  char *nl = memrchr(rbuf + c->tail_len, '\n', (size_t)r);
+  size_t complete = nl ? (size_t)(nl - rbuf) + 1 : 0, sent = 0;
   while (sent < complete) {
-    ssize_t w = send(c->fd, c->in + sent, complete - sent, MSG_NOSIGNAL);
+    ssize_t w = send(c->fd, rbuf + sent, complete - sent, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EAGAIN || errno == EINTR) break;
       conn_close(c);
@@ -70,12 +77,13 @@ static void on_readable(conn_t *c) {
   }
   if (sent < complete) { /* keep the rest; stop reading until it is sent */
     if (peer_out_reserve(&c->out, complete - sent) < 0) { conn_close(c); return; }
-    memcpy(c->out.buf + c->out.len, c->in + sent, complete - sent);
+    memcpy(c->out.buf + c->out.len, rbuf + sent, complete - sent);
     c->out.len += complete - sent;
     set_events(c, EPOLLOUT);
   }
-  memmove(c->in, c->in + complete, c->in_len - complete);
-  c->in_len -= complete;
+  if (grow(&c->tail, &c->tail_cap, len - complete) < 0) { conn_close(c); return; }
+  memcpy(c->tail, rbuf + complete, len - complete);
+  c->tail_len = len - complete;
 }
 
 static void ready(void *arg, uint32_t ev) {

@@ -1,9 +1,9 @@
 /*
  * bench/peers/libuv_echo.c - line echo on libuv.
  *
- * uv_read_start with 64 KiB buffers; every complete line read is written
- * back with uv_write (from a copy of the complete part, so the read buffer
- * can be reused); the incomplete tail waits for the next read. Reading
+ * uv_read_start into one shared 64 KiB buffer; every complete line read is
+ * written back with uv_write (from a copy of the complete part, so the read
+ * buffer can be reused); an incomplete tail is kept per connection. Reading
  * stops while more than 1 MiB of echo is queued (backpressure).
  *
  * usage: libuv_echo [--address 127.0.0.1] [--port 0]
@@ -15,7 +15,6 @@ typedef struct conn {
   uv_tcp_t tcp;
   char *tail;      /* incomplete line carried over */
   size_t tail_len, tail_cap;
-  char rbuf[64 * 1024];
   int reading;
 } conn_t;
 
@@ -26,6 +25,8 @@ typedef struct wreq {
 } wreq_t;
 
 static uv_loop_t *loop;
+/* One read buffer for all connections: on_read consumes it at once. */
+static char rbuf[64 * 1024];
 
 static void on_close(uv_handle_t *h) {
   conn_t *c = (conn_t *)h;
@@ -33,11 +34,10 @@ static void on_close(uv_handle_t *h) {
   free(c);
 }
 
-static void on_alloc(uv_handle_t *h, __attribute__((unused)) size_t sz,
-                     uv_buf_t *buf) {
-  conn_t *c = (conn_t *)h;
-  buf->base = c->rbuf;
-  buf->len = sizeof c->rbuf;
+static void on_alloc(__attribute__((unused)) uv_handle_t *h,
+                     __attribute__((unused)) size_t sz, uv_buf_t *buf) {
+  buf->base = rbuf;
+  buf->len = sizeof rbuf;
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
