@@ -1,0 +1,223 @@
+/*
+ * The stream's flat byte buffer and its per-thread region cache. See
+ * buffer.h for the layout and why it is flat.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream/buffer.h"
+
+/*
+ * Region cache. A stream releases its region whenever it empties, which on
+ * a request/response connection is once per message; without a cache that
+ * is a malloc and a free of 64 KiB each time. Regions are cached per thread
+ * (a loop and its streams live on one thread, so no locking) and only in
+ * the sizes streams commonly use, so the cache stays small: at most
+ * CACHE_SLOTS * CACHE_MAX_CAP bytes per thread.
+ */
+#define CACHE_SLOTS 8
+#define CACHE_MIN_CAP 4096u
+#define CACHE_MAX_CAP (256u * 1024u)
+
+struct region_cache {
+  int n;
+  struct {
+    char *data;
+    size_t cap;
+  } slot[CACHE_SLOTS];
+};
+
+static __thread struct region_cache tcache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+/* Runs at thread exit so a loop thread that ends does not leak its cache. */
+static void cache_destroy(void *unused)
+{
+  (void)unused;
+  eddy__buf_cache_flush();
+}
+
+static void cache_key_init(void)
+{
+  (void)pthread_key_create(&cache_key, cache_destroy);
+}
+
+void eddy__buf_cache_flush(void)
+{
+  while (tcache.n > 0) {
+    tcache.n--;
+    free(tcache.slot[tcache.n].data);
+  }
+}
+
+static char *region_get(size_t want, size_t *cap)
+{
+  for (int i = tcache.n - 1; i >= 0; i--) {
+    if (tcache.slot[i].cap >= want && tcache.slot[i].cap <= 4 * want + CACHE_MIN_CAP) {
+      char *p = tcache.slot[i].data;
+      *cap = tcache.slot[i].cap;
+      tcache.slot[i] = tcache.slot[--tcache.n];
+      return p;
+    }
+  }
+  char *p = malloc(want + 1);
+  if (p)
+    *cap = want;
+  return p;
+}
+
+static void region_put(char *data, size_t cap)
+{
+  if (cap >= CACHE_MIN_CAP && cap <= CACHE_MAX_CAP && tcache.n < CACHE_SLOTS) {
+    if (tcache.n == 0) {
+      /* First use on this thread: make sure thread exit empties it. */
+      pthread_once(&cache_once, cache_key_init);
+      (void)pthread_setspecific(cache_key, &tcache);
+    }
+    tcache.slot[tcache.n].data = data;
+    tcache.slot[tcache.n].cap = cap;
+    tcache.n++;
+    return;
+  }
+  free(data);
+}
+
+void eddy__buf_release(struct eddy__buf *b)
+{
+  if (b->data)
+    region_put(b->data, b->cap);
+  b->data = NULL;
+  b->start = b->end = b->cap = 0;
+}
+
+int eddy__buf_reserve(struct eddy__buf *b, size_t want)
+{
+  size_t len = eddy__buf_len(b);
+
+  if (b->cap - b->end >= want)
+    return 0;
+  if (want > (size_t)-1 / 4 - len)
+    return -ENOMEM;
+  if (!b->data) {
+    size_t cap;
+    char *p = region_get(want, &cap);
+    if (!p)
+      return -ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    b->start = b->end = 0;
+    return 0;
+  }
+  /* Compacting is a memmove of the buffered bytes only; do it whenever the
+   * space it frees is enough, so the region does not grow needlessly. */
+  if (b->start > 0) {
+    memmove(b->data, b->data + b->start, len);
+    b->start = 0;
+    b->end = len;
+    if (b->cap - len >= want)
+      return 0;
+  }
+  size_t ncap = b->cap * 2;
+  if (ncap < len + want)
+    ncap = len + want;
+  char *p = realloc(b->data, ncap + 1);
+  if (!p)
+    return -ENOMEM;
+  b->data = p;
+  b->cap = ncap;
+  return 0;
+}
+
+int eddy__buf_append(struct eddy__buf *b, const void *p, size_t len)
+{
+  if (len == 0)
+    return 0;
+  int rc = eddy__buf_reserve(b, len);
+  if (rc < 0)
+    return rc;
+  memcpy(eddy__buf_tail(b), p, len);
+  b->end += len;
+  return 0;
+}
+
+int eddy__buf_prepend(struct eddy__buf *b, const void *p, size_t len)
+{
+  if (len == 0)
+    return 0;
+  if (b->data && b->start >= len) {
+    b->start -= len;
+    memcpy(b->data + b->start, p, len);
+    return 0;
+  }
+  int rc = eddy__buf_reserve(b, len);
+  if (rc < 0)
+    return rc;
+  char *h = eddy__buf_head(b);
+  memmove(h + len, h, eddy__buf_len(b));
+  memcpy(h, p, len);
+  b->end += len;
+  return 0;
+}
+
+void eddy__buf_consume(struct eddy__buf *b, size_t n)
+{
+  size_t len = eddy__buf_len(b);
+  if (n >= len) {
+    eddy__buf_release(b);
+    return;
+  }
+  b->start += n;
+}
+
+char *eddy__buf_take(struct eddy__buf *b, size_t n)
+{
+  size_t len = eddy__buf_len(b);
+  char *out;
+
+  if (n > len)
+    n = len;
+  if (n > 0 && n == len && b->start == 0 && n >= b->cap / 2) {
+    /* Zero-copy handoff: the region becomes the result. The NUL goes in
+     * the spare byte every region has past cap. */
+    out = b->data;
+    out[n] = '\0';
+    b->data = NULL;
+    b->start = b->end = b->cap = 0;
+    return out;
+  }
+  out = malloc(n + 1);
+  if (!out)
+    return NULL;
+  if (n)
+    memcpy(out, eddy__buf_head(b), n);
+  out[n] = '\0';
+  eddy__buf_consume(b, n);
+  return out;
+}
+
+size_t eddy__buf_find(const struct eddy__buf *b, const void *delim, size_t dlen,
+                      size_t *scan_from)
+{
+  size_t len = eddy__buf_len(b);
+  size_t from = *scan_from;
+  const char *h = eddy__buf_head(b);
+
+  if (dlen == 0 || len < dlen)
+    return 0;
+  if (from <= len - dlen) {
+    const char *p;
+    if (dlen == 1)
+      p = memchr(h + from, *(const unsigned char *)delim, len - from);
+    else
+      p = memmem(h + from, len - from, delim, dlen);
+    if (p)
+      return (size_t)(p - h) + dlen;
+  }
+  /* A delimiter not found so far can only start in its last dlen-1 bytes. */
+  if (len - dlen + 1 > from)
+    *scan_from = len - dlen + 1;
+  return 0;
+}

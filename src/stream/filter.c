@@ -1,0 +1,226 @@
+/*
+ * The byte-filter layer: installing a filter, feeding it raw input, and
+ * flushing its output. The interface and the TLS sketch are in
+ * transport.h.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "stream/stream_internal.h"
+
+/* Plaintext handed to encode per call: big enough for several TLS
+ * records, small enough to keep raw_out bounded. */
+#define ENCODE_SLICE (64u * 1024u)
+
+struct eddy__buf *eddy__filter_plain(struct eddy__filter *f)
+{
+  return &f->stream->rbuf;
+}
+
+struct eddy__buf *eddy__filter_raw_out(struct eddy__filter *f)
+{
+  return &f->stream->raw_out;
+}
+
+void eddy__filter_want_read(struct eddy__filter *f, int on)
+{
+  f->want_read = on != 0;
+}
+
+int eddy__filter_fail(struct eddy__filter *f, int code, const char *fmt, ...)
+{
+  char *msg = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&msg, fmt, ap) < 0)
+    msg = NULL;
+  va_end(ap);
+  free(f->message);
+  f->message = msg;
+  f->fail_code = code;
+  return code;
+}
+
+static void filter_failed(eddy_stream_t *s, int rc)
+{
+  eddy__stream_close(s, rc, s->filter->message);
+}
+
+void eddy__filter_free(eddy_stream_t *s)
+{
+  struct eddy__filter *f = s->filter;
+  if (!f)
+    return;
+  s->filter = NULL;
+  if (f->ops->destroy)
+    f->ops->destroy(f->ctx);
+  free(f->message);
+  free(f);
+}
+
+int eddy__filter_eof(eddy_stream_t *s)
+{
+  struct eddy__filter *f = s->filter;
+  return f->ops->eof ? f->ops->eof(f) : 0;
+}
+
+/* Offers raw_in to decode until it takes no more, then sends what that
+ * produced (and plaintext the filter may accept now, e.g. once its
+ * handshake finished). @return 0, or -1 if the stream closed. */
+int eddy__filter_input(eddy_stream_t *s)
+{
+  struct eddy__filter *f = s->filter;
+  while (eddy__buf_len(&s->raw_in)) {
+    size_t len = eddy__buf_len(&s->raw_in), used = 0;
+    int rc = f->ops->decode(f, eddy__buf_head(&s->raw_in), len, &used);
+    if (rc < 0) {
+      filter_failed(s, rc);
+      return -1;
+    }
+    if (used > len)
+      used = len;
+    eddy__buf_consume(&s->raw_in, used);
+    if (used == 0)
+      break;
+  }
+  if ((eddy__buf_len(&s->raw_out) || !eddy__wq_empty(&s->wq)) && !s->write_waiting)
+    eddy__write_flush(s);
+  return s->state == EDDY__ST_CLOSED ? -1 : 0;
+}
+
+/*
+ * The filter's half of eddy__write_flush: send raw_out; once it is all in
+ * the kernel, everything encode consumed so far is acknowledged, and the
+ * next plaintext is encoded. Bounded per call like the plain path.
+ */
+int eddy__filter_output(eddy_stream_t *s)
+{
+  struct eddy__filter *f = s->filter;
+  size_t total = 0;
+
+  for (int rounds = 0;; rounds++) {
+    if (rounds >= EDDY__IO_ROUNDS || total >= EDDY__IO_BUDGET) {
+      s->write_waiting = 1;
+      break;
+    }
+    size_t out = eddy__buf_len(&s->raw_out);
+    if (out) {
+      struct iovec iov = {eddy__buf_head(&s->raw_out), out};
+      ssize_t r = eddy__write_raw(s, &iov, 1);
+      if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          s->write_waiting = 1;
+          break;
+        }
+        eddy__write_failed(s, errno);
+        return -1;
+      }
+      eddy__buf_consume(&s->raw_out, (size_t)r);
+      total += (size_t)r;
+      eddy__stream_note_io(s);
+      if ((size_t)r < out) {
+        s->write_waiting = 1;
+        break;
+      }
+    }
+    s->acked = s->wq.sent;
+    if (eddy__wq_empty(&s->wq) || !s->filter_started)
+      break;
+
+    struct eddy__piece *p = s->wq.head;
+    size_t n = p->len < ENCODE_SLICE ? p->len : ENCODE_SLICE;
+    const char *bytes = p->ptr;
+    char *scratch = NULL;
+    if (p->kind == EDDY__PIECE_FILE) {
+      scratch = malloc(n ? n : 1);
+      ssize_t got = scratch ? pread(p->file_fd, scratch, n, p->file_off) : -1;
+      if (got <= 0) {
+        int e = got < 0 ? (scratch ? errno : ENOMEM) : EIO;
+        free(scratch);
+        eddy__stream_close(s, -e, got == 0 ? "write_file: the file ended before len bytes" : NULL);
+        return -1;
+      }
+      bytes = scratch;
+      n = (size_t)got;
+    }
+    size_t used = 0;
+    int rc = f->ops->encode(f, bytes, n, &used);
+    free(scratch);
+    if (rc < 0) {
+      filter_failed(s, rc);
+      return -1;
+    }
+    if (used > n)
+      used = n;
+    eddy__wq_advance(&s->wq, used);
+    if (used == 0 && eddy__buf_len(&s->raw_out) == 0)
+      break; /* not accepting yet: retried after the next decode, no busy loop */
+  }
+  return 0;
+}
+
+/* Runs the filter's start hook once the transport is connected. */
+int eddy__filter_begin(eddy_stream_t *s)
+{
+  struct eddy__filter *f = s->filter;
+  if (s->filter_started)
+    return 0;
+  s->filter_started = 1;
+  if (f->ops->start) {
+    int rc = f->ops->start(f);
+    if (rc < 0) {
+      filter_failed(s, rc);
+      return rc;
+    }
+  }
+  if (eddy__buf_len(&s->raw_in) && eddy__filter_input(s) < 0)
+    return s->error ? s->error : EDDY_ECLOSED;
+  if (eddy__buf_len(&s->raw_out))
+    eddy__write_flush(s);
+  if (s->state == EDDY__ST_CLOSED)
+    return s->error ? s->error : EDDY_ECLOSED;
+  return 0;
+}
+
+int eddy__stream_start_filter(eddy_stream_t *s, const struct eddy__filter_ops *ops, void *ctx,
+                              unsigned flags)
+{
+  if (!s || !ops || !ops->decode || !ops->encode)
+    return EDDY_EUSAGE;
+  if (s->state == EDDY__ST_CLOSED)
+    return EDDY_ECLOSED;
+  if (s->filter)
+    return EDDY_EUSAGE;
+  if (s->rd.kind != EDDY__RK_NONE || s->in_chunk_cb || !eddy__wq_empty(&s->wq) || s->wq.whead ||
+      eddy__buf_len(&s->raw_out) || s->shut_requested)
+    return EDDY_ENOTIDLE;
+  if (eddy__buf_len(&s->rbuf) && !(flags & EDDY__FILTER_ADOPT_BUFFERED))
+    return EDDY_ENOTIDLE;
+  struct eddy__filter *f = calloc(1, sizeof(*f));
+  if (!f)
+    return -ENOMEM;
+  f->ops = ops;
+  f->ctx = ctx;
+  f->stream = s;
+  s->filter = f;
+  if (eddy__buf_len(&s->rbuf)) {
+    /* The peer's first records arrived behind the plaintext: they are the
+     * filter's input now (h2o does this for STARTTLS). */
+    eddy__buf_release(&s->raw_in);
+    s->raw_in = s->rbuf;
+    memset(&s->rbuf, 0, sizeof(s->rbuf));
+  }
+  int rc = 0;
+  if (s->state == EDDY__ST_OPEN) {
+    eddy__stream_hold(s);
+    rc = eddy__filter_begin(s);
+    eddy__io_update(s);
+    eddy__stream_release(s);
+  }
+  return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,484 @@
+/*
+ * Stream life cycle: construction, references, closing, state queries and
+ * deadlines. See stream_internal.h for how the files divide the work.
+ *
+ * References. The user's references and the stream's own are one count:
+ * every pending operation (a read, queued writes, a connect, a queued task,
+ * a running I/O handler) holds one, so the stream outlives its owner's last
+ * eddy_stream_unref() exactly as long as something is pending. When the
+ * count reaches zero on an open stream, the stream closes, which queues the
+ * close task (holding a reference again); the task's release frees it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/list.h"
+#include "stream/stream_internal.h"
+
+#define DEFAULT_MAX_BUFFER (100u * 1024u * 1024u)
+#define DEFAULT_CHUNK (64u * 1024u)
+#define DEFAULT_HIGH_WATER (1024u * 1024u)
+
+void eddy_stream_options_init(eddy_stream_options_t *options)
+{
+  if (options)
+    memset(options, 0, sizeof(*options));
+}
+
+static double sane_timeout(double t)
+{
+  return (isfinite(t) && t > 0) ? t : 0;
+}
+
+/* Fills in defaults: Tornado's, with the chunk clamped to half the buffer
+ * so one read can never by itself overflow it. */
+static void options_effective(eddy_stream_options_t *o, const eddy_stream_options_t *in)
+{
+  if (in)
+    *o = *in;
+  else
+    memset(o, 0, sizeof(*o));
+  if (!o->max_buffer_size)
+    o->max_buffer_size = DEFAULT_MAX_BUFFER;
+  if (!o->read_chunk_size)
+    o->read_chunk_size = DEFAULT_CHUNK;
+  if (o->read_chunk_size > o->max_buffer_size / 2)
+    o->read_chunk_size = o->max_buffer_size / 2;
+  if (!o->read_chunk_size)
+    o->read_chunk_size = 1;
+  if (!o->max_write_buffer_size)
+    o->max_write_buffer_size = (size_t)-1;
+  if (!o->write_high_watermark)
+    o->write_high_watermark = DEFAULT_HIGH_WATER;
+  if (o->write_low_watermark > o->write_high_watermark)
+    o->write_low_watermark = o->write_high_watermark;
+  o->connect_timeout = sane_timeout(o->connect_timeout);
+  o->read_timeout = sane_timeout(o->read_timeout);
+  o->write_timeout = sane_timeout(o->write_timeout);
+  o->idle_timeout = sane_timeout(o->idle_timeout);
+}
+
+static void close_task_run(struct eddy__task *task);
+static void late_task_run(struct eddy__task *task);
+
+eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
+                                  const eddy_stream_options_t *options)
+{
+  eddy_stream_t *s;
+  int err = EINVAL;
+
+  if (!loop || fd < -1 || (is_pipe && fd < 0))
+    goto fail;
+  if (fd >= 0) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+      err = errno;
+      goto fail;
+    }
+  }
+  s = calloc(1, sizeof(*s));
+  if (!s) {
+    err = ENOMEM;
+    goto fail;
+  }
+  s->loop = loop;
+  s->fd = fd;
+  s->refs = 1;
+  s->state = fd < 0 ? EDDY__ST_UNCONNECTED : EDDY__ST_OPEN;
+  s->is_pipe = is_pipe ? 1 : 0;
+  s->can_read = s->can_write = 1;
+  options_effective(&s->opt, options);
+  eddy__wq_init(&s->wq);
+  s->close_task.run = close_task_run;
+  s->late_task.run = late_task_run;
+  s->last_io = eddy_loop_time(loop);
+  if (s->opt.idle_timeout > 0)
+    eddy__stream_arm_deadlines(s);
+  return s;
+
+fail:
+  if (fd >= 0)
+    close(fd);
+  errno = err;
+  return NULL;
+}
+
+eddy_stream_t *eddy_stream_new_socket(eddy_loop_t *loop, int fd,
+                                      const eddy_stream_options_t *options)
+{
+  return eddy__stream_alloc(loop, fd, 0, options);
+}
+
+eddy_stream_t *eddy_stream_ref(eddy_stream_t *s)
+{
+  if (s)
+    s->refs++;
+  return s;
+}
+
+static void stream_free(eddy_stream_t *s)
+{
+  eddy__read_clear(s);
+  eddy__wq_clear(&s->wq);
+  eddy__buf_release(&s->rbuf);
+  eddy__buf_release(&s->raw_in);
+  eddy__buf_release(&s->raw_out);
+  eddy__filter_free(s);
+  eddy_timer_free(s->timer);
+  eddy_future_unref(s->closed_future);
+  free(s->error_msg);
+  free(s);
+}
+
+void eddy_stream_unref(eddy_stream_t *s)
+{
+  if (!s)
+    return;
+  if (s->refs > 1) {
+    s->refs--;
+    return;
+  }
+  if (s->state != EDDY__ST_CLOSED) {
+    /* The close queues the close task, which holds its own reference and
+     * frees the stream when it has run. */
+    eddy__stream_close(s, 0, NULL);
+    s->refs--;
+    return;
+  }
+  stream_free(s);
+}
+
+void eddy__stream_hold(eddy_stream_t *s)
+{
+  s->refs++;
+}
+
+void eddy__stream_release(eddy_stream_t *s)
+{
+  eddy_stream_unref(s);
+}
+
+/* A rejection for an operation on a closed stream, carrying why it closed. */
+static void reject_closed(eddy_stream_t *s, eddy_future_t *f)
+{
+  if (s->error)
+    eddy_future_reject_cause(f, EDDY_ECLOSED, s->error, "stream closed: %s",
+                             s->error_msg ? s->error_msg : eddy_strerror(s->error));
+  else
+    eddy_future_reject_cause(f, EDDY_ECLOSED, 0, "%s", eddy_strerror(EDDY_ECLOSED));
+}
+
+eddy_future_t *eddy__stream_rejected(eddy_stream_t *s, int code)
+{
+  eddy_future_t *f = eddy_future_new(s->loop);
+  if (!f)
+    return NULL;
+  if (code == EDDY_ECLOSED)
+    reject_closed(s, f);
+  else
+    eddy_future_reject(f, code, NULL);
+  return f;
+}
+
+/* Rejects and drops the stream's reference to a pending future. */
+void eddy__stream_fail_future(eddy_stream_t *s, eddy_future_t **fp)
+{
+  eddy_future_t *f = *fp;
+  if (!f)
+    return;
+  *fp = NULL;
+  reject_closed(s, f);
+  eddy_future_unref(f);
+}
+
+void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
+{
+  if (s->state == EDDY__ST_CLOSED)
+    return;
+  eddy__stream_hold(s);
+  if (error && !s->error) {
+    s->error = error;
+    s->error_msg = strdup(message ? message : eddy_strerror(error));
+  }
+  s->state = EDDY__ST_CLOSED;
+  /* The handler goes before the fd: the loop must never watch a closed
+   * (and possibly already reused) descriptor. */
+  if (s->registered)
+    eddy_loop_remove_handler(s->loop, s->fd);
+  s->registered = 0;
+  s->interest = 0;
+  if (s->fd >= 0)
+    close(s->fd);
+  s->fd = -1;
+  if (s->timer)
+    eddy_timer_stop(s->timer);
+  s->timer_at = 0;
+
+  /* Futures fail (or complete, R9) first; the close callback is queued
+   * after them, so it runs after their callbacks (Tornado's ordering). */
+  if (s->connect_future) {
+    /* connect.c holds a reference while its future is pending. */
+    eddy__stream_fail_future(s, &s->connect_future);
+    eddy__stream_release(s);
+  }
+  eddy__read_on_close(s);
+  eddy__write_fail_all(s);
+  if (s->close_phase == 0) {
+    s->close_phase = 1;
+    if (s->rd.kind == EDDY__RK_BYTES_CHUNKED || s->rd.kind == EDDY__RK_CLOSE_CHUNKED)
+      s->close_phase = 3; /* chunks still to hand over, from the task */
+    eddy__stream_hold(s);
+    eddy__loop_defer(s->loop, &s->close_task);
+  }
+  eddy__stream_release(s);
+}
+
+static void close_task_run(struct eddy__task *task)
+{
+  eddy_stream_t *s = eddy_container_of(task, eddy_stream_t, close_task);
+
+  if (s->close_phase == 3) {
+    /* A chunked read was pending with bytes buffered: hand them over from
+     * the loop (chunk callbacks never run inside eddy_stream_close), settle
+     * its future, then come back for the close callback so it still runs
+     * after that future's callbacks. */
+    eddy__read_deliver_chunks(s);
+    eddy__read_on_close(s);
+    s->close_phase = 1;
+    eddy__loop_defer(s->loop, &s->close_task);
+    return;
+  }
+  eddy_close_fn fn = s->close_fn;
+  s->close_fn = NULL;
+  if (fn)
+    fn(s, s->error, s->close_arg);
+  if (s->closed_future)
+    eddy_future_resolve(s->closed_future, NULL, NULL);
+  s->close_phase = 2;
+  eddy__stream_release(s);
+}
+
+static void late_task_run(struct eddy__task *task)
+{
+  eddy_stream_t *s = eddy_container_of(task, eddy_stream_t, late_task);
+  eddy_close_fn fn = s->close_fn;
+  s->late_queued = 0;
+  s->close_fn = NULL;
+  if (fn)
+    fn(s, s->error, s->close_arg);
+  eddy__stream_release(s);
+}
+
+void eddy_stream_close(eddy_stream_t *s, int error)
+{
+  if (!s)
+    return;
+  eddy__stream_close(s, error > 0 ? -error : error, NULL);
+}
+
+void eddy_stream_set_close_callback(eddy_stream_t *s, eddy_close_fn fn, void *arg)
+{
+  if (!s)
+    return;
+  s->close_fn = fn;
+  s->close_arg = arg;
+  if (s->state == EDDY__ST_CLOSED) {
+    if (fn && s->close_phase == 2 && !s->late_queued) {
+      s->late_queued = 1;
+      eddy__stream_hold(s);
+      eddy__loop_defer(s->loop, &s->late_task);
+    }
+    return;
+  }
+  if (fn && !s->watch_idle) {
+    s->watch_idle = 1;
+    eddy__io_update(s);
+  }
+}
+
+eddy_future_t *eddy_stream_wait_closed(eddy_stream_t *s)
+{
+  if (!s) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!s->closed_future) {
+    s->closed_future = eddy_future_new(s->loop);
+    if (!s->closed_future)
+      return NULL;
+    if (s->close_phase == 2)
+      eddy_future_resolve(s->closed_future, NULL, NULL);
+  }
+  if (s->state != EDDY__ST_CLOSED && !s->watch_idle) {
+    s->watch_idle = 1;
+    eddy__io_update(s);
+  }
+  return eddy_future_ref(s->closed_future);
+}
+
+/* ------------------------------------------------------------------------ */
+/* State                                                                     */
+/* ------------------------------------------------------------------------ */
+
+int eddy_stream_closed(const eddy_stream_t *s)
+{
+  return !s || s->state == EDDY__ST_CLOSED;
+}
+
+int eddy_stream_reading(const eddy_stream_t *s)
+{
+  return s && s->rd.kind != EDDY__RK_NONE;
+}
+
+int eddy_stream_error(const eddy_stream_t *s)
+{
+  return (s && s->state == EDDY__ST_CLOSED) ? s->error : 0;
+}
+
+const char *eddy_stream_error_message(const eddy_stream_t *s)
+{
+  if (!s || s->state != EDDY__ST_CLOSED || !s->error)
+    return NULL;
+  return s->error_msg ? s->error_msg : eddy_strerror(s->error);
+}
+
+int eddy_stream_fd(const eddy_stream_t *s)
+{
+  return s ? s->fd : -1;
+}
+
+eddy_loop_t *eddy_stream_loop(const eddy_stream_t *s)
+{
+  return s ? s->loop : NULL;
+}
+
+size_t eddy_stream_read_buffer_size(const eddy_stream_t *s)
+{
+  return s ? eddy__buf_len(&s->rbuf) : 0;
+}
+
+int eddy_stream_set_nodelay(eddy_stream_t *s, int on)
+{
+  if (!s || s->is_pipe || s->state == EDDY__ST_CLOSED || s->fd < 0)
+    return 0;
+  if (!s->nodelay_known) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(s->fd, (struct sockaddr *)&ss, &len) < 0)
+      return -errno;
+    s->is_tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
+    s->nodelay_known = 1;
+  }
+  if (!s->is_tcp)
+    return 0;
+  int v = on ? 1 : 0;
+  if (setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) < 0) {
+    /* The socket may be racing with a reset; that is not the caller's
+     * problem (Tornado ignores these too). */
+    if (errno == EINVAL || errno == ECONNRESET)
+      return 0;
+    return -errno;
+  }
+  return 0;
+}
+
+int eddy_stream_peer_address(const eddy_stream_t *s, struct sockaddr_storage *addr,
+                             socklen_t *addrlen)
+{
+  if (!s || !addr || !addrlen)
+    return -EINVAL;
+  if (s->is_pipe)
+    return -ENOTSOCK;
+  if (s->fd < 0)
+    return -ENOTCONN;
+  socklen_t len = sizeof(*addr);
+  if (getpeername(s->fd, (struct sockaddr *)addr, &len) < 0)
+    return -errno;
+  *addrlen = len;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Deadlines: one lazily made timer, armed for the nearest deadline         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Deadlines move all the time (every read and write pushes the idle and
+ * write deadlines back), and restarting a timer on each would cost a heap
+ * operation per I/O. So the timer is only ever moved earlier; when it fires
+ * early it recomputes and sleeps again.
+ */
+static double nearest_deadline(const eddy_stream_t *s)
+{
+  double d = 0;
+#define CONSIDER(x)            \
+  do {                         \
+    double x_ = (x);           \
+    if (x_ > 0 && (d == 0 || x_ < d)) \
+      d = x_;                  \
+  } while (0)
+  if (s->state == EDDY__ST_CONNECTING)
+    CONSIDER(s->connect_deadline);
+  if (s->rd.kind != EDDY__RK_NONE)
+    CONSIDER(s->rd.deadline);
+  if (!eddy__wq_empty(&s->wq) || eddy__buf_len(&s->raw_out))
+    CONSIDER(s->write_deadline);
+  if (s->opt.idle_timeout > 0)
+    CONSIDER(s->last_io + s->opt.idle_timeout);
+#undef CONSIDER
+  return d;
+}
+
+static void deadline_fired(void *arg)
+{
+  eddy_stream_t *s = arg;
+  double now = eddy_loop_time(s->loop) + 1e-6;
+  const char *what = NULL;
+
+  s->timer_at = 0;
+  if (s->state == EDDY__ST_CLOSED)
+    return;
+  if (s->state == EDDY__ST_CONNECTING && s->connect_deadline > 0 && now >= s->connect_deadline)
+    what = "connect timed out";
+  else if (s->rd.kind != EDDY__RK_NONE && s->rd.deadline > 0 && now >= s->rd.deadline)
+    what = "read timed out";
+  else if ((!eddy__wq_empty(&s->wq) || eddy__buf_len(&s->raw_out)) && s->write_deadline > 0 &&
+           now >= s->write_deadline)
+    what = "write timed out";
+  else if (s->opt.idle_timeout > 0 && now >= s->last_io + s->opt.idle_timeout)
+    what = "idle timeout";
+  if (what) {
+    eddy__stream_close(s, EDDY_ETIMEOUT, what);
+    return;
+  }
+  eddy__stream_arm_deadlines(s);
+}
+
+void eddy__stream_arm_deadlines(eddy_stream_t *s)
+{
+  if (s->state == EDDY__ST_CLOSED)
+    return;
+  double d = nearest_deadline(s);
+  if (d == 0 || (s->timer_at > 0 && s->timer_at <= d))
+    return;
+  if (!s->timer) {
+    s->timer = eddy_timer_new(s->loop, deadline_fired, s);
+    if (!s->timer)
+      return; /* ENOMEM: the deadline is lost, the stream works on */
+  }
+  if (eddy_timer_start_at(s->timer, d) == 0)
+    s->timer_at = d;
+}
+
+void eddy__stream_note_io(eddy_stream_t *s)
+{
+  if (s->opt.idle_timeout > 0)
+    s->last_io = eddy_loop_time(s->loop);
+}

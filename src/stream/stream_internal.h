@@ -1,0 +1,187 @@
+/*
+ * The stream object and the internal interface between its files (not
+ * installed).
+ *
+ *   stream.c   life cycle, references, options, close, state, deadlines
+ *   read.c     the read kinds: setup, satisfying from the buffer, R9 at close
+ *   write.c    the write kinds, flushing (writev, sendfile), drain, shutdown
+ *   io.c       the loop handler, interest, reading from the kernel (R6)
+ *   connect.c  non-blocking connect
+ *   pipe.c     pipe streams and SIGPIPE-safe writes to pipes
+ *   filter.c   the byte-filter layer (transport.h)
+ */
+#ifndef EDDY_STREAM_INTERNAL_H
+#define EDDY_STREAM_INTERNAL_H
+
+#include <errno.h>
+#include <regex.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "eddy/stream.h"
+#include "loop/loop_internal.h"
+#include "stream/buffer.h"
+#include "stream/transport.h"
+#include "stream/writeq.h"
+
+enum eddy__read_kind {
+  EDDY__RK_NONE = 0,
+  EDDY__RK_BYTES,
+  EDDY__RK_UNTIL,
+  EDDY__RK_REGEX,
+  EDDY__RK_CLOSE,
+  EDDY__RK_BYTES_CHUNKED,
+  EDDY__RK_CLOSE_CHUNKED,
+  EDDY__RK_INTO
+};
+
+enum eddy__state {
+  EDDY__ST_OPEN = 0,
+  EDDY__ST_UNCONNECTED, /* made with fd -1: waiting for eddy_stream_connect() */
+  EDDY__ST_CONNECTING,
+  EDDY__ST_CLOSED
+};
+
+/* The one pending read. */
+struct eddy__read_op {
+  int kind;
+  int partial;
+  eddy_future_t *future; /* the stream's reference */
+  size_t n;              /* bytes wanted (BYTES, INTO), left (BYTES_CHUNKED) */
+  size_t max_bytes;      /* UNTIL/REGEX limit, 0 for none */
+  size_t scan_from;      /* UNTIL: where the next search starts */
+  size_t searched;       /* REGEX: buffer length at the last search */
+  char *delim;           /* UNTIL: the delimiter (dsmall or a heap copy) */
+  size_t dlen;
+  char dsmall[16];       /* short delimiters need no allocation */
+  regex_t re;            /* REGEX */
+  char *into;            /* INTO: the caller's buffer */
+  size_t done;           /* INTO: bytes placed in it */
+  eddy_chunk_fn fn;      /* chunked kinds */
+  void *arg;
+  double deadline;       /* read_timeout, absolute; 0 for none */
+};
+
+struct eddy__waiter {
+  struct eddy__waiter *next;
+  eddy_future_t *future;
+};
+
+struct eddy_stream {
+  eddy_loop_t *loop;
+  int fd;
+  unsigned refs;
+  int state;
+  unsigned interest; /* what the loop was last asked for */
+
+  unsigned is_pipe : 1;
+  unsigned can_read : 1;  /* pipes: the fd was opened for reading */
+  unsigned can_write : 1; /* pipes: ... for writing */
+  unsigned registered : 1;
+  unsigned watch_idle : 1;    /* keep read interest while idle and empty */
+  unsigned read_drained : 1;  /* the last read found the kernel empty */
+  unsigned write_waiting : 1; /* the last write got EAGAIN */
+  unsigned shut_requested : 1;
+  unsigned write_shut : 1;
+  unsigned close_drained : 1; /* close_when_drained */
+  unsigned write_blocked : 1; /* past the high watermark */
+  unsigned nodelay_known : 1;
+  unsigned is_tcp : 1;
+  unsigned filter_started : 1;
+  unsigned in_chunk_cb : 1;   /* a chunk callback is running */
+  unsigned filter_closing : 1; /* the filter's shutdown record is queued */
+  unsigned in_flush : 1;       /* eddy__write_flush is running */
+  unsigned no_sendfile : 1;    /* sendfile refused this fd pair: pread+write */
+
+  eddy_stream_options_t opt; /* effective values, no zeros */
+
+  struct eddy__buf rbuf; /* read buffer (plaintext) */
+  struct eddy__read_op rd;
+  struct eddy__writeq wq;
+  uint64_t acked;        /* write position known to be in the kernel */
+  uint64_t wd_mark;      /* wq.sent when the write deadline was last set */
+  int write_held;        /* a reference is held for pending writes */
+
+  eddy_future_t *connect_future;
+  eddy_future_t *shutdown_future;
+  eddy_future_t *closed_future;
+  struct eddy__waiter *drains;
+
+  int error;
+  char *error_msg;
+  eddy_close_fn close_fn;
+  void *close_arg;
+  struct eddy__task close_task;
+  int close_phase; /* 0 not closed, 1 close task queued, 2 ran, 3 chunk phase */
+  struct eddy__task late_task; /* a close callback set after the close ran */
+  int late_queued;
+  struct eddy__task chunk_task; /* chunked read started with data buffered */
+  int chunk_queued;
+
+  eddy_timer_t *timer;
+  double timer_at;        /* when the timer is due, 0 if stopped */
+  double connect_deadline;
+  double write_deadline;  /* reset whenever the queue makes progress */
+  double last_io;         /* for idle_timeout */
+
+  struct eddy__filter *filter;
+  struct eddy__buf raw_in;
+  struct eddy__buf raw_out;
+};
+
+/* How many bytes of work one readiness event may do per direction. */
+#define EDDY__IO_BUDGET (1024u * 1024u)
+#define EDDY__IO_ROUNDS 32
+
+/* Errors a peer causes by going away: not worth a log line (Tornado's
+ * reset class). */
+static inline int eddy__is_reset(int e)
+{
+  return e == ECONNRESET || e == ECONNABORTED || e == EPIPE || e == ETIMEDOUT;
+}
+
+/* stream.c */
+eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
+                                  const eddy_stream_options_t *options);
+void eddy__stream_hold(eddy_stream_t *s);
+void eddy__stream_release(eddy_stream_t *s);
+void eddy__stream_close(eddy_stream_t *s, int error, const char *message);
+void eddy__stream_note_io(eddy_stream_t *s);
+void eddy__stream_arm_deadlines(eddy_stream_t *s);
+eddy_future_t *eddy__stream_rejected(eddy_stream_t *s, int code);
+void eddy__stream_fail_future(eddy_stream_t *s, eddy_future_t **fp);
+
+/* read.c */
+int eddy__read_try(eddy_stream_t *s, int from_loop, int force);
+size_t eddy__read_target(const eddy_stream_t *s);
+void eddy__read_on_close(eddy_stream_t *s);
+int eddy__read_deliver_chunks(eddy_stream_t *s);
+void eddy__read_clear(eddy_stream_t *s);
+
+/* io.c */
+void eddy__io_update(eddy_stream_t *s);
+int eddy__io_fill(eddy_stream_t *s, int bounded);
+void eddy__io_handler(eddy_loop_t *loop, int fd, unsigned events, void *arg);
+
+/* write.c */
+void eddy__write_flush(eddy_stream_t *s);
+void eddy__write_settle(eddy_stream_t *s);
+void eddy__write_fail_all(eddy_stream_t *s);
+void eddy__write_failed(eddy_stream_t *s, int err);
+ssize_t eddy__write_raw(eddy_stream_t *s, const struct iovec *iov, int n);
+
+/* connect.c */
+void eddy__connect_complete(eddy_stream_t *s);
+
+/* pipe.c: SIGPIPE-safe syscalls for fds that have no MSG_NOSIGNAL. */
+ssize_t eddy__pipe_writev(int fd, const struct iovec *iov, int n);
+ssize_t eddy__nosigpipe_sendfile(int out_fd, int in_fd, off_t *off, size_t len);
+
+/* filter.c */
+int eddy__filter_input(eddy_stream_t *s);
+int eddy__filter_output(eddy_stream_t *s);
+int eddy__filter_eof(eddy_stream_t *s);
+void eddy__filter_free(eddy_stream_t *s);
+int eddy__filter_begin(eddy_stream_t *s);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * Byte filters under a stream (not installed): the layering TLS uses.
+ *
+ * The stream always does the socket syscalls itself: 64 KiB recv, gathered
+ * sendmsg(MSG_NOSIGNAL), sendfile fallback, SIGPIPE safety, EAGAIN and
+ * interest handling, deadlines. A filter only transforms bytes between two
+ * of the stream's own buffers, h2o style:
+ *
+ *   input:   recv -> raw_in -> ops->decode() -> read buffer (plaintext)
+ *                                           \-> raw_out (e.g. handshake
+ *                                               records, alerts, tickets)
+ *   output:  write queue (plaintext) -> ops->encode() -> raw_out -> sendmsg
+ *
+ * So a filter never sees a socket, never blocks and never gets EAGAIN: a
+ * memory sink always accepts, and "need more input" simply means decode
+ * consumed what it could and produced nothing yet. The plain path pays one
+ * NULL check (s->filter) per read and per flush.
+ *
+ * Reads. Every read kind works unchanged: they are satisfied from the read
+ * buffer, which decode appends to (read_into copies out of it instead of
+ * reading straight into the caller's memory, since what comes off the
+ * socket is not what the caller wants). max_buffer_size applies to the
+ * plaintext. R6 read targets apply to raw input.
+ *
+ * Writes. Plaintext pieces are handed to encode in order (encode may take
+ * part of a piece). New plaintext is encoded only once raw_out has been
+ * sent completely, and a write future resolves once its plaintext has been
+ * consumed by encode AND all the output produced so far reached the
+ * kernel. encode may consume nothing (e.g. TLS before its handshake
+ * finished): the bytes stay queued and the stream retries after the next
+ * decode, without arming write interest (no busy loop: Tornado #2373).
+ *
+ * Errors. A hook returns 0 or a negative code (EDDY_ETLS...) after setting
+ * a message with eddy__filter_fail(); the stream then closes with that code
+ * as its error and that message as eddy_stream_error_message().
+ *
+ * Sketch: TLS with OpenSSL memory BIOs (the next issue).
+ *
+ *   start:   SSL_new; SSL_set_bio(ssl, rbio = BIO_new(BIO_s_mem()),
+ *            wbio = BIO_new(BIO_s_mem())); set connect/accept state, SNI;
+ *            eddy__filter_want_read(f, 1) (handshake needs input even with
+ *            no read pending); client: SSL_do_handshake, then move wbio's
+ *            bytes (BIO_read) into eddy__filter_raw_out(f): the ClientHello.
+ *   decode:  BIO_write(rbio, raw, len); *consumed = len; while the handshake
+ *            is not done: SSL_do_handshake (on completion: want_read 0,
+ *            resolve the handshake future, verify the peer); then loop
+ *            SSL_read into eddy__filter_plain(f) (reserve + commit) until
+ *            WANT_READ -- no SSL_pending trap, everything in memory is
+ *            drained; then flush wbio into raw_out (SSL_read can emit
+ *            alerts, tickets, KeyUpdate replies). Fatal errors:
+ *            eddy__filter_fail(f, EDDY_ETLS, "%s", ERR_reason_error_string).
+ *   encode:  not yet handshaken: *consumed = 0, return 0. Otherwise
+ *            SSL_write (SSL_MODE_ENABLE_PARTIAL_WRITE) a bounded slice,
+ *            *consumed = what it took, flush wbio into raw_out.
+ *   eof:     close_notify seen: 0; else EDDY_ETLS ("unexpected EOF") unless
+ *            dirty shutdowns are allowed.
+ *   shutdown: SSL_shutdown once, flush wbio into raw_out (close_notify goes
+ *            out before the FIN).
+ *   destroy: SSL_free.
+ *
+ * STARTTLS: eddy__stream_start_filter() on an idle stream installs the
+ * filter in place; the stream object, its refs, callbacks and limits stay.
+ */
+#ifndef EDDY_STREAM_TRANSPORT_H
+#define EDDY_STREAM_TRANSPORT_H
+
+#include <stddef.h>
+
+#include "eddy/stream.h"
+#include "stream/buffer.h"
+
+struct eddy__filter;
+
+struct eddy__filter_ops {
+  const char *name;
+  /* Once, when the filter is installed (after connect, if connecting).
+   * May append to raw_out (a ClientHello). Optional. */
+  int (*start)(struct eddy__filter *f);
+  /* @len raw input bytes at @raw: take some (*consumed; what is left is
+   * offered again with more input), append plaintext to eddy__filter_plain()
+   * and output to eddy__filter_raw_out(). */
+  int (*decode)(struct eddy__filter *f, const char *raw, size_t len,
+                size_t *consumed);
+  /* @len plaintext bytes to send: take some (*consumed, may be 0) and append
+   * the resulting output to eddy__filter_raw_out(). */
+  int (*encode)(struct eddy__filter *f, const char *plain, size_t len,
+                size_t *consumed);
+  /* The transport reached EOF: 0 if that is a clean close, or a negative
+   * code (and eddy__filter_fail()) for a truncated stream. Optional. */
+  int (*eof)(struct eddy__filter *f);
+  /* The write side is about to be shut down: append a closing record to
+   * raw_out if the protocol has one. Optional. */
+  int (*shutdown)(struct eddy__filter *f);
+  /* Frees ctx. Called once, when the stream is freed. Optional. */
+  void (*destroy)(void *ctx);
+};
+
+struct eddy__filter {
+  const struct eddy__filter_ops *ops;
+  void *ctx;
+  eddy_stream_t *stream;
+  int want_read;  /* wants raw input even with no read pending */
+  int fail_code;  /* set by eddy__filter_fail() */
+  char *message;  /* set by eddy__filter_fail() */
+};
+
+/* The stream's read buffer: decode appends plaintext here (reserve, write
+ * at eddy__buf_tail(), commit; or eddy__buf_append()). */
+struct eddy__buf *eddy__filter_plain(struct eddy__filter *f);
+
+/* Bytes to send; the stream sends them after the hook returns. */
+struct eddy__buf *eddy__filter_raw_out(struct eddy__filter *f);
+
+/* Asks for raw input even with no read pending (a handshake in progress). */
+void eddy__filter_want_read(struct eddy__filter *f, int on);
+
+/* Records why the filter failed; returns @code for `return eddy__filter_fail(...)`. */
+int eddy__filter_fail(struct eddy__filter *f, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* start_filter flag: bytes already in the read buffer are raw input for the
+ * filter (a peer that sent its first records right behind the plaintext
+ * that asked for the switch) instead of a reason to refuse. */
+#define EDDY__FILTER_ADOPT_BUFFERED 0x1u
+
+/*
+ * Installs a filter. Once installed, the stream owns ctx and calls
+ * ops->destroy(ctx) when it is freed; that includes a return of the start
+ * hook's failure (the stream is then closed with it). Refused, leaving ctx
+ * with the caller, with
+ * EDDY_ENOTIDLE while a read or write is pending or (without
+ * EDDY__FILTER_ADOPT_BUFFERED) input is buffered, EDDY_ECLOSED on a closed
+ * stream, EDDY_EUSAGE if a filter is already installed.
+ */
+int eddy__stream_start_filter(eddy_stream_t *s, const struct eddy__filter_ops *ops,
+                              void *ctx, unsigned flags);
+
+#endif

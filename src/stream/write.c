@@ -1,0 +1,565 @@
+/*
+ * The write kinds, flushing the queue to the kernel, write futures, drain,
+ * shutdown_write and close_when_drained.
+ *
+ * A write first tries the kernel directly when nothing is queued ahead of
+ * it (libuv, h2o): most writes never touch the queue or epoll. What the
+ * kernel does not take is queued (copied only for eddy_stream_write) and
+ * sent later, gathered with sendmsg/writev up to IOV_BATCH pieces, with
+ * write interest armed only after EAGAIN. Futures resolve in FIFO order by
+ * byte position (writeq.h).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "stream/stream_internal.h"
+
+#if defined(IOV_MAX) && IOV_MAX < 64
+#define IOV_BATCH IOV_MAX
+#else
+#define IOV_BATCH 64
+#endif
+
+/* pread+write fallback chunk for file pieces. */
+#define FILE_CHUNK (64u * 1024u)
+
+void eddy__write_failed(eddy_stream_t *s, int e)
+{
+  if (!eddy__is_reset(e))
+    eddy__log(s->loop, EDDY_LOG_WARNING, "Write error on fd %d: %s", s->fd, strerror(e));
+  eddy__stream_close(s, -e, NULL);
+}
+
+ssize_t eddy__write_raw(eddy_stream_t *s, const struct iovec *iov, int n)
+{
+  ssize_t r;
+  if (s->is_pipe)
+    return eddy__pipe_writev(s->fd, iov, n);
+  do {
+    if (n == 1) {
+      r = send(s->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+      struct msghdr m;
+      memset(&m, 0, sizeof(m));
+      m.msg_iov = (struct iovec *)iov;
+      m.msg_iovlen = (size_t)n;
+      r = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+    }
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+/* One step of a file piece: sendfile where it works, else pread + write. */
+static ssize_t send_file_piece(eddy_stream_t *s, struct eddy__piece *p, size_t want)
+{
+  if (!s->is_pipe && !s->no_sendfile) {
+    off_t off = p->file_off;
+    ssize_t r = eddy__nosigpipe_sendfile(s->fd, p->file_fd, &off, want);
+    if (r >= 0 || (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP))
+      return r;
+    s->no_sendfile = 1; /* e.g. a file type sendfile cannot read */
+  }
+  char *buf = malloc(FILE_CHUNK);
+  if (!buf) {
+    errno = ENOMEM;
+    return -1;
+  }
+  ssize_t got = pread(p->file_fd, buf, want < FILE_CHUNK ? want : FILE_CHUNK, p->file_off);
+  ssize_t r = got;
+  if (got > 0) {
+    struct iovec iov = {buf, (size_t)got};
+    r = eddy__write_raw(s, &iov, 1);
+  }
+  int e = errno;
+  free(buf);
+  errno = e;
+  return r;
+}
+
+/* Sends queued pieces until the queue is empty, the kernel is full, or the
+ * per-event budget is used (then write interest brings us back at once). */
+static int plain_flush(eddy_stream_t *s)
+{
+  size_t total = 0;
+
+  for (int rounds = 0; !eddy__wq_empty(&s->wq); rounds++) {
+    struct iovec iov[IOV_BATCH];
+    size_t want = 0;
+    ssize_t r;
+
+    if (rounds >= EDDY__IO_ROUNDS || total >= EDDY__IO_BUDGET) {
+      s->write_waiting = 1;
+      break;
+    }
+    if (s->wq.head->kind == EDDY__PIECE_FILE) {
+      want = s->wq.head->len < EDDY__IO_BUDGET ? s->wq.head->len : EDDY__IO_BUDGET;
+      r = send_file_piece(s, s->wq.head, want);
+      if (r == 0) {
+        eddy__stream_close(s, -EIO, "write_file: the file ended before len bytes");
+        return -1;
+      }
+    } else {
+      int n = eddy__wq_gather(&s->wq, iov, IOV_BATCH, EDDY__IO_BUDGET - total);
+      for (int i = 0; i < n; i++)
+        want += iov[i].iov_len;
+      r = eddy__write_raw(s, iov, n);
+    }
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        s->write_waiting = 1;
+        break;
+      }
+      eddy__write_failed(s, errno);
+      return -1;
+    }
+    eddy__wq_advance(&s->wq, (size_t)r);
+    total += (size_t)r;
+    if ((size_t)r < want) {
+      s->write_waiting = 1; /* the kernel is full: wait for room */
+      break;
+    }
+  }
+  if (total)
+    eddy__stream_note_io(s);
+  s->acked = s->wq.sent;
+  return 0;
+}
+
+/* Holds a reference on the stream exactly while writes are pending. */
+static void write_hold_update(eddy_stream_t *s)
+{
+  int need = !eddy__wq_empty(&s->wq) || s->wq.whead || eddy__buf_len(&s->raw_out) ||
+             s->shutdown_future || s->drains;
+  if (need && !s->write_held) {
+    s->write_held = 1;
+    eddy__stream_hold(s);
+  } else if (!need && s->write_held) {
+    s->write_held = 0;
+    eddy__stream_release(s);
+  }
+}
+
+static void settle_shutdown(eddy_stream_t *s, int rc)
+{
+  eddy_future_t *f = s->shutdown_future;
+  s->shutdown_future = NULL;
+  if (!f)
+    return;
+  if (rc < 0)
+    eddy_future_reject(f, rc, NULL);
+  else
+    eddy_future_resolve(f, NULL, NULL);
+  eddy_future_unref(f);
+}
+
+/* shutdown_write once the queue is empty (after the filter's closing
+ * record, e.g. TLS close_notify, has gone out). */
+static void maybe_shutdown(eddy_stream_t *s)
+{
+  if (!s->shut_requested || s->write_shut || s->state != EDDY__ST_OPEN || !eddy__wq_empty(&s->wq))
+    return;
+  if (s->filter && s->filter_started && !s->filter_closing) {
+    s->filter_closing = 1;
+    if (s->filter->ops->shutdown) {
+      int rc = s->filter->ops->shutdown(s->filter);
+      if (rc < 0) {
+        eddy__stream_close(s, rc, s->filter->message);
+        return;
+      }
+    }
+    if (eddy__buf_len(&s->raw_out)) {
+      eddy__write_flush(s);
+      return; /* the flush's settle comes back here */
+    }
+  }
+  if (eddy__buf_len(&s->raw_out))
+    return;
+  s->write_shut = 1;
+  int rc = 0;
+  if (shutdown(s->fd, SHUT_WR) < 0) {
+    if (errno == ENOTSOCK && !s->can_read) {
+      /* A write-only pipe: closing it is the only way to say EOF. */
+      settle_shutdown(s, 0);
+      eddy__stream_close(s, 0, NULL);
+      return;
+    }
+    if (errno != ENOTCONN && errno != ENOTSOCK)
+      rc = -errno;
+  }
+  settle_shutdown(s, rc);
+}
+
+static void resolve_waiters(eddy_stream_t *s, struct eddy__waiter **list)
+{
+  while (*list) {
+    struct eddy__waiter *w = *list;
+    *list = w->next;
+    eddy_future_resolve(w->future, NULL, NULL);
+    eddy_future_unref(w->future);
+    free(w);
+  }
+}
+
+/* After progress: resolve write futures and drains, watermarks, deadline,
+ * shutdown / close_when_drained once empty, the write reference. */
+void eddy__write_settle(eddy_stream_t *s)
+{
+  eddy_future_t *f;
+  while ((f = eddy__wq_pop_done(&s->wq, s->acked))) {
+    eddy_future_resolve(f, NULL, NULL);
+    eddy_future_unref(f);
+  }
+  size_t size = eddy_stream_write_buffer_size(s);
+  if (size <= s->opt.write_low_watermark) {
+    s->write_blocked = 0;
+    resolve_waiters(s, &s->drains);
+  }
+  int pending = size > 0;
+  if (s->opt.write_timeout > 0) {
+    if (!pending) {
+      s->write_deadline = 0;
+    } else if (s->write_deadline == 0 || s->wd_mark != s->wq.sent) {
+      s->wd_mark = s->wq.sent;
+      s->write_deadline = eddy_loop_time(s->loop) + s->opt.write_timeout;
+      eddy__stream_arm_deadlines(s);
+    }
+  }
+  if (!pending && s->state == EDDY__ST_OPEN) {
+    maybe_shutdown(s);
+    if (s->close_drained && s->state == EDDY__ST_OPEN && eddy__wq_empty(&s->wq))
+      eddy__stream_close(s, 0, NULL);
+  }
+  write_hold_update(s);
+}
+
+void eddy__write_flush(eddy_stream_t *s)
+{
+  if (s->in_flush || s->state != EDDY__ST_OPEN)
+    return;
+  s->in_flush = 1;
+  eddy__stream_hold(s);
+  int rc = s->filter ? eddy__filter_output(s) : plain_flush(s);
+  s->in_flush = 0;
+  if (rc >= 0 && s->state == EDDY__ST_OPEN)
+    eddy__write_settle(s);
+  eddy__stream_release(s);
+}
+
+void eddy__write_fail_all(eddy_stream_t *s)
+{
+  eddy_future_t *f;
+  while ((f = eddy__wq_pop_done(&s->wq, UINT64_MAX)))
+    eddy__stream_fail_future(s, &f);
+  while (s->drains) {
+    struct eddy__waiter *w = s->drains;
+    s->drains = w->next;
+    eddy__stream_fail_future(s, &w->future);
+    free(w);
+  }
+  eddy__stream_fail_future(s, &s->shutdown_future);
+  eddy__wq_clear(&s->wq);
+  eddy__buf_release(&s->raw_out);
+  s->write_waiting = 0;
+  write_hold_update(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The write calls                                                           */
+/* ------------------------------------------------------------------------ */
+
+static int write_check(eddy_stream_t *s, size_t len)
+{
+  if (s->state == EDDY__ST_CLOSED || s->shut_requested)
+    return EDDY_ECLOSED;
+  size_t size = eddy_stream_write_buffer_size(s);
+  size_t max = s->opt.max_write_buffer_size;
+  if (len > max || size > max - len)
+    return EDDY_EBUFFERFULL; /* Tornado's rule (Q15): nothing is queued */
+  return 0;
+}
+
+/*
+ * With nothing queued ahead, offers @len bytes to the kernel at once.
+ * @return bytes taken (counted as queued and sent), or -1 if the stream
+ * closed on an error.
+ */
+static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
+{
+  if (len == 0 || s->state != EDDY__ST_OPEN || s->write_waiting || s->filter ||
+      !eddy__wq_empty(&s->wq))
+    return 0;
+  struct iovec iov = {(void *)data, len};
+  ssize_t r = eddy__write_raw(s, &iov, 1);
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->write_waiting = 1;
+      return 0;
+    }
+    eddy__write_failed(s, errno);
+    return -1;
+  }
+  s->wq.queued += (size_t)r;
+  s->wq.sent += (size_t)r;
+  s->acked = s->wq.sent;
+  eddy__stream_note_io(s);
+  if ((size_t)r < len)
+    s->write_waiting = 1;
+  return r;
+}
+
+/* The bytes up to @pos are queued (or sent): flush, then settle @f now or
+ * make it wait for @pos. Takes the reference to @f and returns it. */
+static eddy_future_t *write_done(eddy_stream_t *s, eddy_future_t *f, uint64_t pos)
+{
+  eddy__stream_hold(s);
+  if (s->state == EDDY__ST_OPEN && !s->write_waiting)
+    eddy__write_flush(s);
+  if (eddy_stream_write_buffer_size(s) > s->opt.write_high_watermark)
+    s->write_blocked = 1;
+  if (s->acked >= pos && s->state != EDDY__ST_CLOSED) {
+    eddy_future_resolve(f, NULL, NULL);
+  } else if (s->state == EDDY__ST_CLOSED) {
+    eddy_future_t *mine = eddy_future_ref(f);
+    eddy__stream_fail_future(s, &mine);
+  } else if (eddy__wq_wait(&s->wq, eddy_future_ref(f), pos) < 0) {
+    eddy_future_unref(f); /* the reference wq_wait did not take */
+    eddy_future_reject(f, -ENOMEM, NULL);
+  } else {
+    write_hold_update(s);
+    eddy__io_update(s);
+    eddy__write_settle(s);
+  }
+  eddy__stream_release(s);
+  return f;
+}
+
+/* Cancelling a borrowed write's future releases the caller's memory: what
+ * is still queued of it is copied first (the bytes still go out). */
+static void write_unborrow(eddy_future_t *f, void *arg);
+
+/* Common path of the memory writes: @base/@free_fn own the bytes (take),
+ * @borrowed says they are the caller's, @copy that a copy is wanted. */
+static eddy_future_t *write_mem(eddy_stream_t *s, const void *data, size_t len, void *base,
+                                eddy_free_fn free_fn, int borrowed, eddy_future_t *src)
+{
+  int code = (!data && len) ? EDDY_EUSAGE : write_check(s, len);
+  if (code) {
+    if (free_fn)
+      free_fn(base);
+    return eddy__stream_rejected(s, code);
+  }
+  eddy_future_t *f = eddy_future_new(s->loop);
+  if (!f) {
+    if (free_fn)
+      free_fn(base);
+    return NULL;
+  }
+  eddy__stream_hold(s);
+  ssize_t off = send_inline(s, data, len);
+  int rc = 0;
+  if (off < 0) {
+    if (free_fn)
+      free_fn(base);
+  } else if ((size_t)off == len) {
+    if (free_fn)
+      free_fn(base);
+  } else {
+    const char *rest = (const char *)data + off;
+    size_t left = len - (size_t)off;
+    if (src)
+      rc = eddy__wq_push_future(&s->wq, src, rest, left);
+    else if (free_fn || borrowed)
+      rc = eddy__wq_push_mem(&s->wq, rest, left, base, free_fn, borrowed ? f : NULL);
+    else
+      rc = eddy__wq_push_copy(&s->wq, rest, left);
+    if (rc < 0) {
+      if (free_fn)
+        free_fn(base);
+      if (off > 0) /* half a message went out: the stream is unusable */
+        eddy__stream_close(s, -ENOMEM, NULL);
+      eddy_future_reject(f, -ENOMEM, NULL);
+    } else if (borrowed) {
+      eddy_future_on_cancel(f, write_unborrow, s);
+    }
+  }
+  if (rc == 0)
+    f = write_done(s, f, s->wq.queued);
+  eddy__stream_release(s);
+  return f;
+}
+
+static void write_unborrow(eddy_future_t *f, void *arg)
+{
+  eddy_stream_t *s = arg;
+  if (eddy__wq_unborrow(&s->wq, f) < 0)
+    eddy__stream_close(s, -ENOMEM, "out of memory copying a cancelled borrowed write");
+}
+
+eddy_future_t *eddy_stream_write(eddy_stream_t *s, const void *data, size_t len)
+{
+  if (!s) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return write_mem(s, data, len, NULL, NULL, 0, NULL);
+}
+
+eddy_future_t *eddy_stream_write_take(eddy_stream_t *s, void *data, size_t len,
+                                      eddy_free_fn data_free)
+{
+  if (!s) {
+    if (data_free)
+      data_free(data);
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!data_free) /* nothing to free: the same as borrowed until sent */
+    return write_mem(s, data, len, NULL, NULL, 1, NULL);
+  return write_mem(s, data, len, data, data_free, 0, NULL);
+}
+
+eddy_future_t *eddy_stream_write_borrowed(eddy_stream_t *s, const void *data, size_t len)
+{
+  if (!s) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return write_mem(s, data, len, NULL, NULL, 1, NULL);
+}
+
+eddy_future_t *eddy_stream_write_bytes_of(eddy_stream_t *s, eddy_future_t *src)
+{
+  if (!s) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!src)
+    return eddy__stream_rejected(s, EDDY_EUSAGE);
+  eddy_future_state_t st = eddy_future_state(src);
+  if (st != EDDY_FUTURE_RESOLVED) {
+    eddy_future_t *f = eddy_future_new(s->loop);
+    if (!f)
+      return NULL;
+    if (st == EDDY_FUTURE_PENDING)
+      eddy_future_reject(f, EDDY_EPENDING, NULL);
+    else
+      eddy_future_reject_cause(f, eddy_future_error(src), eddy_future_cause(src), "%s",
+                               eddy_future_message(src) ? eddy_future_message(src) : "");
+    return f;
+  }
+  const void *data = eddy_future_value(src);
+  size_t len = eddy_future_size(src);
+  if (!data && len) /* a count (read_into) or a taken value: no bytes */
+    return eddy__stream_rejected(s, EDDY_EUSAGE);
+  return write_mem(s, data, len, NULL, NULL, 0, src);
+}
+
+eddy_future_t *eddy_stream_write_file(eddy_stream_t *s, int fd, off_t offset, size_t len)
+{
+  if (!s) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (fd < 0 || offset < 0)
+    return eddy__stream_rejected(s, EDDY_EUSAGE);
+  int code = write_check(s, len);
+  if (code)
+    return eddy__stream_rejected(s, code);
+  eddy_future_t *f = eddy_future_new(s->loop);
+  if (!f)
+    return NULL;
+  if (len && eddy__wq_push_file(&s->wq, fd, offset, len) < 0) {
+    eddy_future_reject(f, -ENOMEM, NULL);
+    return f;
+  }
+  return write_done(s, f, s->wq.queued);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Backpressure, shutdown                                                    */
+/* ------------------------------------------------------------------------ */
+
+size_t eddy_stream_write_buffer_size(const eddy_stream_t *s)
+{
+  return s ? eddy__wq_size(&s->wq) + eddy__buf_len(&s->raw_out) : 0;
+}
+
+int eddy_stream_write_blocked(const eddy_stream_t *s)
+{
+  return s && s->write_blocked;
+}
+
+int eddy_stream_writing(const eddy_stream_t *s)
+{
+  return eddy_stream_write_buffer_size(s) > 0;
+}
+
+eddy_future_t *eddy_stream_drain(eddy_stream_t *s)
+{
+  if (!s) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (s->state == EDDY__ST_CLOSED)
+    return eddy__stream_rejected(s, EDDY_ECLOSED);
+  eddy_future_t *f = eddy_future_new(s->loop);
+  if (!f)
+    return NULL;
+  if (eddy_stream_write_buffer_size(s) <= s->opt.write_low_watermark) {
+    eddy_future_resolve(f, NULL, NULL);
+    return f;
+  }
+  struct eddy__waiter *w = malloc(sizeof(*w)), **tail = &s->drains;
+  if (!w) {
+    eddy_future_reject(f, -ENOMEM, NULL);
+    return f;
+  }
+  while (*tail)
+    tail = &(*tail)->next;
+  w->next = NULL;
+  w->future = eddy_future_ref(f);
+  *tail = w;
+  write_hold_update(s);
+  return f;
+}
+
+eddy_future_t *eddy_stream_shutdown_write(eddy_stream_t *s)
+{
+  if (!s) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (s->state == EDDY__ST_CLOSED)
+    return eddy__stream_rejected(s, EDDY_ECLOSED);
+  eddy_future_t *f;
+  if (s->shutdown_future)
+    return eddy_future_ref(s->shutdown_future);
+  if (s->write_shut || s->shut_requested) {
+    f = eddy_future_new(s->loop);
+    if (f)
+      eddy_future_resolve(f, NULL, NULL);
+    return f;
+  }
+  f = eddy_future_new(s->loop);
+  if (!f)
+    return NULL;
+  s->shut_requested = 1;
+  s->shutdown_future = eddy_future_ref(f);
+  write_hold_update(s);
+  if (s->state == EDDY__ST_OPEN && eddy_stream_write_buffer_size(s) == 0)
+    eddy__write_settle(s);
+  return f;
+}
+
+void eddy_stream_close_when_drained(eddy_stream_t *s)
+{
+  if (!s || s->state == EDDY__ST_CLOSED)
+    return;
+  s->close_drained = 1;
+  if (s->state == EDDY__ST_OPEN && eddy_stream_write_buffer_size(s) == 0)
+    eddy__stream_close(s, 0, NULL);
+}
