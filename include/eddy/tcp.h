@@ -254,8 +254,11 @@ typedef eddy_future_t *(*eddy_resolve_fn)(void *arg, eddy_loop_t *loop,
                                           int family);
 
 /**
- * The default resolver: getaddrinfo() on the loop's thread pool, results in
- * the order getaddrinfo gives them.
+ * The default resolver: getaddrinfo() on the loop's thread pool (SOCK_STREAM,
+ * no AI_ADDRCONFIG), results in the order getaddrinfo gives them. A name
+ * with no address (EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY) rejects with
+ * EDDY_ENONAME, any other failure with EDDY_ERESOLVE and gai_strerror()'s
+ * text.
  *
  * @return a resolver owned by the caller (eddy_resolver_free()), or NULL.
  */
@@ -264,7 +267,8 @@ EDDY_API eddy_resolver_t *eddy_resolver_new(eddy_loop_t *loop);
 /**
  * A resolver that calls @p fn (for tests, caches, c-ares...).
  *
- * @return a resolver owned by the caller, or NULL on ENOMEM.
+ * @return a resolver owned by the caller, or NULL (errno ENOMEM, or EINVAL
+ *         for a NULL loop or fn).
  */
 EDDY_API eddy_resolver_t *eddy_resolver_new_custom(eddy_loop_t *loop,
                                                    eddy_resolve_fn fn,
@@ -272,20 +276,27 @@ EDDY_API eddy_resolver_t *eddy_resolver_new_custom(eddy_loop_t *loop,
 
 /**
  * Maps (@p host, @p port, @p family) to (@p to_host, @p to_port) before
- * resolving (Tornado's OverrideResolver). Lookups try (host, port, family),
- * then (host, port) (@p family AF_UNSPEC), then host alone (@p port -1).
+ * resolving (Tornado's OverrideResolver); it applies to default and custom
+ * resolvers alike. Lookups try (host, port, family), then (host, port)
+ * (@p family AF_UNSPEC), then (host, family) (@p port -1), then host alone
+ * (@p port -1, AF_UNSPEC). Host names match case-insensitively; the same
+ * key again replaces the mapping. @p to_port -1 keeps the port asked for.
  * Strings are copied.
  *
- * @return 0 or -ENOMEM.
+ * @return 0, -EINVAL (NULL strings, ports out of range) or -ENOMEM.
  */
 EDDY_API int eddy_resolver_add_override(eddy_resolver_t *r, const char *host,
                                         int port, int family,
                                         const char *to_host, int to_port);
 
 /**
- * Resolves @p host and @p port for @p family (AF_UNSPEC for both).
+ * Resolves @p host and @p port for @p family (AF_UNSPEC for both). IP
+ * literals are answered at once, without a thread. Cancelling the future
+ * drops the answer (a lookup already running on the pool finishes there).
  *
- * @return a new reference to a future as described for eddy_resolve_fn.
+ * @return a new reference to a future as described for eddy_resolve_fn;
+ *         rejected with EDDY_EUSAGE for a NULL or empty host, a port
+ *         outside 0-65535 or an unknown family. NULL if @p r is NULL.
  */
 EDDY_API eddy_future_t *eddy_resolver_resolve(eddy_resolver_t *r,
                                               const char *host, int port,
@@ -302,10 +313,14 @@ EDDY_API void eddy_resolver_free(eddy_resolver_t *r);
 typedef struct eddy_tcp_connect_options {
   int family;                   /**< AF_UNSPEC (default), AF_INET, AF_INET6 */
   eddy_stream_options_t stream; /**< for the resulting stream */
-  const char *source_ip;        /**< bind to this address first (NULL: no) */
-  int source_port;              /**< bind to this port first (0: no) */
+  /** Bind to this IP literal first (NULL: no). It also limits the lookup
+   *  to its family. */
+  const char *source_ip;
+  /** Bind to this port first (0: no); alone, with the wildcard address of
+   *  each attempt's family (not loopback, unlike Tornado). */
+  int source_port;
   double timeout;               /**< seconds for everything (0: none) */
-  double fallback_delay;        /**< Happy Eyeballs delay (default 0.3 s) */
+  double fallback_delay;        /**< Happy Eyeballs delay (0.3 s; 0 too) */
   eddy_resolver_t *resolver;    /**< borrowed; NULL: a default resolver */
 } eddy_tcp_connect_options_t;
 
@@ -318,13 +333,18 @@ EDDY_API void eddy_tcp_connect_options_init(eddy_tcp_connect_options_t *options)
  * (the other family starts after fallback_delay or as soon as an attempt
  * fails; the first to connect wins and the others are closed). One timeout
  * covers resolving and connecting. Cancelling the future closes every
- * attempt.
+ * attempt and drops a late lookup answer. A source bind that fails fails
+ * that attempt only: the next address is tried (Tornado gave up at once).
  *
  * @param options copied; NULL for defaults.
  * @return a new reference to a future resolved with the connected stream
  *         (as for eddy_stream_connect()), or rejected with EDDY_ECLOSED and
  *         the last attempt's cause (-ECONNREFUSED...), EDDY_ETIMEOUT,
- *         EDDY_ENONAME, or a source bind error (-EADDRNOTAVAIL, -EACCES).
+ *         EDDY_ENONAME, a source bind error (-EADDRNOTAVAIL, -EACCES), or
+ *         EDDY_EUSAGE for bad arguments (NULL or empty host, port outside
+ *         1-65535, unknown family, negative timeout, a source_ip that is
+ *         not an IP literal of the family asked for). NULL with errno
+ *         EINVAL if @p loop is NULL (there is no loop to own a future).
  */
 EDDY_API eddy_future_t *eddy_tcp_connect(eddy_loop_t *loop, const char *host,
                                          int port,

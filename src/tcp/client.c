@@ -143,7 +143,8 @@ static eddy_future_t *start_attempt(void *arg, const eddy_address_t *addr)
   }
   connected = eddy_stream_connect(a->s, (const struct sockaddr *)&addr->addr,
                                   addr->len);
-  if (connected == NULL || eddy_future_add_done(connected, attempt_done, a) < 0) {
+  if (connected == NULL ||
+      eddy_future_add_done(connected, attempt_done, a) < 0) {
     eddy_future_t *out = a->out;
     eddy_future_unref(connected);
     eddy_stream_close(a->s, 0);

@@ -44,7 +44,8 @@ typedef struct eddy__connector eddy__connector_t;
  * resolves once connected or rejects with the reason; NULL counts as a
  * failure with -ENOMEM. Only called while the result is undecided.
  */
-typedef eddy_future_t *(*eddy__attempt_fn)(void *arg, const eddy_address_t *addr);
+typedef eddy_future_t *(*eddy__attempt_fn)(void *arg,
+                                           const eddy_address_t *addr);
 
 typedef struct eddy__connector_config {
   eddy__attempt_fn attempt;
