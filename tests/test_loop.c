@@ -1323,6 +1323,21 @@ START_TEST(test_fork)
   ck_assert_int_eq(WEXITSTATUS(status), 0);
   /* The parent's registrations are untouched by the child. */
   ck_assert(fork_round(&f, 'p'));
+  /* A child that only removes a handler and frees its copy of the loop
+   * (as after fork_processes) must not touch the parent's kernel state. */
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    eddy_loop_remove_handler(loop, f.fds[0]);
+    eddy_loop_free(loop);
+    _exit(0);
+  }
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status));
+  ck_assert_int_eq(WEXITSTATUS(status), 0);
+  eddy_timer_start(t, 0.02, 0);
+  ck_assert(fork_round(&f, 'q'));
+  ck_assert(fork_extras(loop));
   eddy_timer_free(t);
   eddy_loop_remove_handler(loop, f.fds[0]);
   close(f.fds[0]);

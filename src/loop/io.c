@@ -133,6 +133,12 @@ int eddy_loop_remove_handler(eddy_loop_t *loop, int fd)
 
   if (s == NULL)
     return -ENOENT;
+  if (s->kreg) {
+    /* In a child that has not rebuilt its state yet, the epoll set is the
+     * parent's: rebuilding (which forgets this fd) beats deleting from it. */
+    eddy__loop_check_fork(loop);
+    s = &loop->slots[fd]; /* rebuilding may have grown the table */
+  }
   s->active = 0;
   s->gen++;
   s->cb = NULL;

@@ -130,6 +130,13 @@ void eddy_loop_free(eddy_loop_t *loop)
 
   if (loop == NULL)
     return;
+  if (loop->running) {
+    eddy__log(loop, EDDY_LOG_ERROR, "eddy_loop_free() on a running loop: ignored");
+    return;
+  }
+  /* A child freeing its copy must not touch the parent's epoll set or
+   * signalfd, nor join threads it does not have. */
+  eddy__loop_check_fork(loop);
   drain_deferred(loop);
   /* The producers go next; each cancels the futures it still owes, and the
    * cancellations travel down their chains in the second drain. The
@@ -284,6 +291,11 @@ static int iterate(eddy_loop_t *loop)
   return 0;
 }
 
+int eddy__loop_check_fork(eddy_loop_t *loop)
+{
+  return getpid() == loop->pid ? 0 : eddy_loop_after_fork(loop);
+}
+
 /* The common prologue of run and run_until. */
 static int loop_enter(eddy_loop_t *loop)
 {
@@ -291,7 +303,7 @@ static int loop_enter(eddy_loop_t *loop)
 
   if (loop->running)
     return EDDY_EUSAGE;
-  if (getpid() != loop->pid && (rc = eddy_loop_after_fork(loop)) < 0)
+  if ((rc = eddy__loop_check_fork(loop)) < 0)
     return rc;
   loop->running = 1;
   loop->now = clock_ns();

@@ -155,6 +155,10 @@ struct eddy_loop {
 
 /* loop.c */
 void eddy__loop_run_deferred(eddy_loop_t *loop);
+/* Runs eddy_loop_after_fork() if this is a forked child that has not yet:
+ * for entry points that would otherwise change kernel state shared with
+ * the parent (its epoll set, its signalfd) or use its threads. */
+int eddy__loop_check_fork(eddy_loop_t *loop);
 
 /* io.c */
 int eddy__io_init(eddy_loop_t *loop);

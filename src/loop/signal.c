@@ -371,6 +371,8 @@ int eddy_loop_add_signal(eddy_loop_t *loop, int signo, eddy_signal_fn cb,
 
   if (loop == NULL || cb == NULL || !sig_valid(signo))
     return -EINVAL;
+  if ((rc = eddy__loop_check_fork(loop)) < 0)
+    return rc;
   s = sigs_get(loop);
   if (s == NULL)
     return -ENOMEM;
@@ -389,6 +391,7 @@ int eddy_loop_remove_signal(eddy_loop_t *loop, int signo)
 
   if (s == NULL || !sig_valid(signo) || !s->e[signo].user)
     return -ENOENT;
+  eddy__loop_check_fork(loop);
   s->e[signo].user = 0;
   s->e[signo].cb = NULL;
   s->e[signo].arg = NULL;
@@ -419,6 +422,7 @@ eddy_future_t *eddy_loop_wait_signal(eddy_loop_t *loop, int signo)
   }
   if (!sig_valid(signo))
     return eddy_future_rejected(loop, -EINVAL, "signal %d cannot be caught", signo);
+  eddy__loop_check_fork(loop);
   s = sigs_get(loop);
   w = malloc(sizeof *w);
   if (s == NULL || w == NULL || (w->f = eddy_future_new(loop)) == NULL) {

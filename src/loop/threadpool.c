@@ -203,6 +203,7 @@ eddy_future_t *eddy_loop_run_in_thread(eddy_loop_t *loop, eddy_work_fn fn,
   }
   if (fn == NULL)
     return eddy_future_rejected(loop, EDDY_EUSAGE, "no work function");
+  eddy__loop_check_fork(loop); /* the parent's workers are not ours */
   p = pool_get(loop);
   if (p == NULL) {
     errno = ENOMEM;
