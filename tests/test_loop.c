@@ -709,6 +709,35 @@ START_TEST(test_io_closed_fd)
 }
 END_TEST
 
+/* An fd closed and reopened under the same number between iterations,
+ * without removing its handler: the kernel forgot the old registration, so
+ * the next interest change must add it back rather than fail. */
+START_TEST(test_io_reopened_between_iterations)
+{
+  eddy_loop_t *loop = new_loop();
+  struct io io = { .loop = loop, .remove_in_handler = 1 };
+  int old[2];
+
+  ck_assert_int_eq(pipe(old), 0);
+  ck_assert_int_eq(eddy_loop_add_handler(loop, old[0], EDDY_WRITE, io_record, &io), 0);
+  eddy_loop_call_soon(loop, stop_cb, loop);
+  ck_assert_int_eq(eddy_loop_run(loop), 0); /* registered now; pipe read end never writable */
+  ck_assert_int_eq(io.n, 0);
+  close(old[0]);
+  close(old[1]);
+  ck_assert_int_eq(pipe(io.fds), 0);
+  ck_assert_int_eq(io.fds[0], old[0]);
+  ck_assert_int_eq(write(io.fds[1], "a", 1), 1);
+  ck_assert_int_eq(eddy_loop_update_handler(loop, io.fds[0], EDDY_READ), 0);
+  ck_assert_int_eq(eddy_loop_run(loop), 0);
+  ck_assert_int_eq(io.n, 1);
+  ck_assert_uint_eq(io.events[0], EDDY_READ);
+  close(io.fds[0]);
+  close(io.fds[1]);
+  eddy_loop_free(loop);
+}
+END_TEST
+
 /* ---- call_soon_threadsafe ----------------------------------------------- */
 
 #define TS_THREADS 4
@@ -1372,6 +1401,7 @@ static Suite *loop_suite(void)
   tcase_add_test(tc, test_io_hangup);
   tcase_add_test(tc, test_io_stale_events);
   tcase_add_test(tc, test_io_closed_fd);
+  tcase_add_test(tc, test_io_reopened_between_iterations);
   tcase_add_test(tc, test_threadsafe_threads);
   tcase_add_test(tc, test_threadsafe_before_run);
   tcase_add_test(tc, test_run_until);
