@@ -3,8 +3,8 @@
  *
  * The heap array holds the keys and pointers to the nodes, and each node
  * remembers its slot, so removing an arbitrary node is O(log n) without a
- * search. Keys tie
- * on a sequence number, which makes equal keys come out first in, first out.
+ * search. Keys tie on a sequence number, which makes equal keys come out
+ * first in, first out.
  *
  * Inserting never allocates: the owner reserves room when it creates a node
  * (eddy__heap_reserve()), so arming a timer cannot fail for lack of memory.
