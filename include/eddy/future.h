@@ -142,7 +142,9 @@ typedef void (*eddy_cancel_fn)(eddy_future_t *f, void *arg);
  * Installs the hook that eddy_future_cancel() calls (once, before the
  * future's callbacks are queued) so that cancelling reaches the operation:
  * a timer, a read, a connect. Producers set it; one hook per future, a
- * second call replaces it, NULL removes it.
+ * second call replaces it, NULL removes it. Futures that eddy produces
+ * (sleep, with_timeout, the combinators, stream operations) carry their
+ * own hook already: replacing it would keep cancel from reaching the work.
  */
 EDDY_API void eddy_future_on_cancel(eddy_future_t *f, eddy_cancel_fn fn,
                                     void *arg);
@@ -289,8 +291,9 @@ EDDY_API int eddy_future_add_done(eddy_future_t *f, eddy_done_fn fn, void *arg);
  * Resolves when all @p n futures resolve; rejects as soon as one is
  * rejected or cancelled (fail fast), with that one's error, and cancels the
  * others. Resolved value: an array of the n input futures, in input order
- * (eddy_future_t **, size n), owned by the result: read each outcome with
- * the accessors. n == 0 resolves at once with an empty array.
+ * (eddy_future_t **, size n, followed by a NULL), owned by the result: read
+ * each outcome with the accessors. n == 0 resolves at once with an empty
+ * array.
  *
  * @param futures  the array is borrowed, the references in it consumed.
  * @return a new reference, or NULL on ENOMEM or if any input is NULL.
