@@ -21,6 +21,18 @@
  * state of its own between calls and leaves OpenSSL's (per-thread) error
  * queue empty.
  *
+ * TLS streams. A TLS stream is an ordinary eddy_stream_t (stream.h) with
+ * TLS between the socket and its buffers: every read and write function
+ * works unchanged on plaintext, and the stream still does all socket I/O
+ * itself (OpenSSL only transforms bytes in memory). Make one over a socket
+ * with eddy_stream_new_tls(), or upgrade a plain stream in place with
+ * eddy_stream_start_tls() (STARTTLS). The handshake starts at once (the
+ * client sends its hello, the server waits for it) and runs whether or not
+ * anything is read; writes issued before it completes are queued and sent
+ * after it. A failed handshake closes the stream with error EDDY_ETLS and
+ * OpenSSL's reason as eddy_stream_error_message(). Closing or shutting the
+ * write side sends a close_notify first when the session is up.
+ *
  * Threads. Contexts may be shared by any number of streams and loops; like
  * OpenSSL, configure a context fully before its first connection.
  *
@@ -32,6 +44,9 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "loop.h"
+#include "future.h"
+#include "stream.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -177,6 +192,109 @@ EDDY_API int eddy_tls_context_set_sni_callback(struct ssl_ctx_st *ctx,
  */
 EDDY_API int eddy_tls_context_set_check_hostname(struct ssl_ctx_st *ctx,
                                                  int on);
+
+/* ------------------------------------------------------------------------ */
+/* TLS streams                                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A TLS stream over the socket @p fd, which may be connected (e.g. just
+ * accepted) or not (then call eddy_stream_connect(); the handshake starts
+ * once connected; -1 lets connect make the socket). Takes ownership of
+ * @p fd as eddy_stream_new_socket() does, even on failure.
+ *
+ * @param ctx     borrowed: the stream takes its own reference.
+ * @param server_side  non-zero for the server end.
+ * @param server_hostname  clients: the name for SNI and for the certificate
+ *                check (copied; NULL for the context's default). Required
+ *                when the context verifies and checks names.
+ * @param options copied; NULL for defaults.
+ * @return a new reference, or NULL with errno set: EINVAL (NULL loop or
+ *         ctx, a verifying client without a server name, a bad fd),
+ *         ENOMEM. For the reason in words, build the stream plain and use
+ *         eddy_stream_start_tls(), whose rejection carries a message.
+ */
+EDDY_API eddy_stream_t *eddy_stream_new_tls(eddy_loop_t *loop, int fd,
+                                           struct ssl_ctx_st *ctx,
+                                           int server_side,
+                                           const char *server_hostname,
+                                           const eddy_stream_options_t *options);
+
+/**
+ * STARTTLS: switches the plain stream @p s to TLS in place. The stream
+ * object stays the same (references, close callback, every limit and
+ * deadline carry over; unlike Tornado, no new object and no half-dead old
+ * one), so the future's value is @p s itself.
+ *
+ * The stream must be idle: no pending read or write, no unsent data and
+ * no buffered input (read exactly up to the line that asked for the
+ * switch, and wait for your last plaintext write's future). Bytes still in
+ * the kernel are fine: they are the peer's first TLS records.
+ *
+ * @param ctx  borrowed, as for eddy_stream_new_tls().
+ * @return a new reference to a future resolved with @p s (a reference held
+ *         as its value) once the handshake completes, or rejected:
+ *         EDDY_ENOTIDLE (nothing changed, the stream is still plain and
+ *         usable), EDDY_ECLOSED (closed stream, or it closed during the
+ *         handshake; cause = the stream's error), EDDY_EUSAGE (NULL ctx, a
+ *         verifying client without a name, already TLS), EDDY_ETLS (the
+ *         handshake failed; the message says why and the stream is closed).
+ *         NULL if @p s is NULL or on ENOMEM.
+ */
+EDDY_API eddy_future_t *eddy_stream_start_tls(eddy_stream_t *s, int server_side,
+                                              struct ssl_ctx_st *ctx,
+                                              const char *server_hostname);
+
+/**
+ * A future resolved with @p s once its TLS handshake has completed:
+ * already resolved if it has. Servers use it to see the client's
+ * certificate, SNI or ALPN before answering. A pending wait keeps the
+ * stream alive like any pending operation.
+ *
+ * @return a new reference to a future resolved with @p s (a reference held
+ *         as its value), or rejected: EDDY_EHANDSHAKE while another wait is
+ *         pending (that one is unaffected; Tornado's RuntimeError),
+ *         EDDY_ETLS if the handshake failed (with OpenSSL's reason),
+ *         EDDY_ECLOSED if the stream closed first (cause: the stream's
+ *         error), EDDY_EUSAGE if @p s is not a TLS stream. NULL if @p s is
+ *         NULL or on ENOMEM.
+ */
+EDDY_API eddy_future_t *eddy_stream_wait_for_handshake(eddy_stream_t *s);
+
+/** Non-zero if @p s is a TLS stream (made TLS or switched by start_tls). */
+EDDY_API int eddy_stream_is_tls(const eddy_stream_t *s);
+
+/** Non-zero once @p s's handshake has completed. */
+EDDY_API int eddy_stream_tls_handshake_done(const eddy_stream_t *s);
+
+/*
+ * After the handshake. Each returns NULL (0 for the verify result) before
+ * the handshake has completed or for a stream that is not TLS. Strings and
+ * the certificate are borrowed from the stream: valid while it lives.
+ */
+
+/** The protocol version: "TLSv1.2" or "TLSv1.3". */
+EDDY_API const char *eddy_stream_tls_version(const eddy_stream_t *s);
+/** The cipher suite, in OpenSSL's naming ("TLS_AES_256_GCM_SHA384"). */
+EDDY_API const char *eddy_stream_tls_cipher(const eddy_stream_t *s);
+/** The protocol chosen by ALPN, or NULL if none was. */
+EDDY_API const char *eddy_stream_tls_alpn(const eddy_stream_t *s);
+/** The server name the client asked for (SNI), or NULL (available on a
+ *  server from the SNI callback on, on a client as sent). */
+EDDY_API const char *eddy_stream_tls_server_name(const eddy_stream_t *s);
+/** The peer's certificate (OpenSSL's X509, borrowed: X509_up_ref() to keep
+ *  it), or NULL: a client that sent none, or before the handshake. */
+EDDY_API struct x509_st *eddy_stream_tls_peer_certificate(const eddy_stream_t *s);
+/** The peer certificate's subject as RFC 2253 text ("CN=foo.example.com"). */
+EDDY_API const char *eddy_stream_tls_peer_subject(const eddy_stream_t *s);
+/** The peer verification result: X509_V_OK (0), or an X509_V_ERR_* code
+ *  (meaningful with verification off, where a failure does not abort). */
+EDDY_API long eddy_stream_tls_verify_result(const eddy_stream_t *s);
+/** Non-zero if the peer ended with a close_notify; zero if it closed the
+ *  connection without one (reported as an orderly close all the same,
+ *  like Tornado; protocols without their own length framing may want to
+ *  treat that as truncation). */
+EDDY_API int eddy_stream_tls_close_notify(const eddy_stream_t *s);
 
 #ifdef __cplusplus
 }

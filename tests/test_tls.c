@@ -1,0 +1,507 @@
+/*
+ * TLS streams (src/tls/filter.c, stream_tls.c) over real sockets.
+ *
+ * Suite "tls": eddy on both ends of a 127.0.0.1 connection: handshakes,
+ * Tornado's TLS tests 38-47 (tornado.md §2.2), data both ways with every
+ * byte checked, ALPN, SNI, client certificates, refusals, STARTTLS, plain
+ * text sent to a TLS port, a peer that leaves mid-handshake, deadlines.
+ *
+ * Suite "tls_peers" (tls_peers.c) runs only under tests/test_tls_peers.sh,
+ * against openssl s_server / s_client and Python's ssl module.
+ *
+ * Certificates: tests/gen-certs.sh, in EDDY_TEST_CERTS.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "eddy.h"
+#include "tests/stream_fixtures.h"
+#include "tests/tls_fixtures.h"
+
+/* ------------------------------------------------------------------------ */
+/* Handshake and data                                                        */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_handshake_and_data)
+{
+  eddy_stream_t *c, *s;
+  size_t n = sfx_slow() ? (256u << 10) : (4u << 20);
+
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  tfx_handshake_ok(c);
+  tfx_handshake_ok(s);
+  ck_assert_str_eq(eddy_stream_tls_version(c), "TLSv1.3");
+  ck_assert_str_eq(eddy_stream_tls_cipher(c), eddy_stream_tls_cipher(s));
+  ck_assert_str_eq(eddy_stream_tls_peer_subject(c), "CN=foo.example.com");
+  ck_assert_int_eq(eddy_stream_tls_verify_result(c), 0);
+  ck_assert_str_eq(eddy_stream_tls_server_name(s), "foo.example.com");
+  tfx_transfer(c, s, n);
+  tfx_transfer(s, c, n);
+  tfx_transfer(c, s, 1);
+}
+END_TEST
+
+START_TEST(test_tls12)
+{
+  eddy_stream_t *c, *s;
+  eddy_tls_options_t o;
+  eddy_tls_options_init(&o);
+  o.max_version = EDDY_TLS_VERSION_1_2;
+  tfx_pair(tfx_client_ctx(&o), tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  tfx_handshake_ok(s);
+  ck_assert_str_eq(eddy_stream_tls_version(s), "TLSv1.2");
+  tfx_transfer(c, s, 1u << 20);
+  tfx_transfer(s, c, 1u << 20);
+}
+END_TEST
+
+/* Writes issued before the handshake wait for it, and the wait costs no
+ * CPU: write interest is not armed while the handshake waits to read
+ * (Tornado #2373). */
+START_TEST(test_write_before_handshake_no_spin)
+{
+  int fds[2];
+  struct rusage before, after;
+  eddy_stream_t *c, *s;
+
+  SSL_CTX *cctx = tfx_client_ctx(NULL), *sctx = tfx_server_ctx("server", NULL);
+  sfx_tcp_fds(fds);
+  c = sfx_track(eddy_stream_new_tls(sfx_loop, fds[1], cctx, 0, "foo.example.com", NULL));
+  ck_assert_ptr_nonnull(c);
+  eddy_future_t *w = eddy_stream_write(c, "early bird\n", 11);
+  /* The server end stays silent for a while: the client waits to read. */
+  getrusage(RUSAGE_SELF, &before);
+  sfx_run_for(0.3);
+  getrusage(RUSAGE_SELF, &after);
+  double cpu = (after.ru_utime.tv_sec - before.ru_utime.tv_sec) +
+               (after.ru_utime.tv_usec - before.ru_utime.tv_usec) / 1e6 +
+               (after.ru_stime.tv_sec - before.ru_stime.tv_sec) +
+               (after.ru_stime.tv_usec - before.ru_stime.tv_usec) / 1e6;
+  ck_assert_msg(cpu < 0.1, "spun for %.3f s of CPU while waiting", cpu);
+  ck_assert_int_eq(eddy_future_done(w), 0);
+  ck_assert_int_eq(eddy_stream_tls_handshake_done(c), 0);
+  /* Now the server answers. */
+  s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, NULL));
+  sfx_expect_str(eddy_stream_read_until(s, "\n", 1, 0), "early bird\n");
+  sfx_expect_ok(w);
+  eddy_tls_context_free(cctx);
+  eddy_tls_context_free(sctx);
+}
+END_TEST
+
+/* Tornado 42-44. */
+START_TEST(test_wait_for_handshake)
+{
+  eddy_stream_t *c, *s;
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  ck_assert_ptr_null(eddy_stream_tls_cipher(s)); /* not yet */
+  ck_assert_int_eq(eddy_stream_is_tls(s), 1);
+  eddy_future_t *w1 = eddy_stream_wait_for_handshake(s);
+  eddy_future_t *w2 = eddy_stream_wait_for_handshake(s);
+  sfx_assert_done(w2);
+  ck_assert_int_eq(eddy_future_error(w2), EDDY_EHANDSHAKE);
+  eddy_future_unref(w2);
+  sfx_wait(w1);
+  ck_assert_int_eq(eddy_future_state(w1), EDDY_FUTURE_RESOLVED);
+  ck_assert_ptr_eq(eddy_future_value(w1), s);
+  eddy_future_unref(w1);
+  ck_assert_ptr_nonnull(eddy_stream_tls_cipher(s));
+  eddy_future_t *w3 = eddy_stream_wait_for_handshake(s);
+  sfx_assert_done(w3);
+  ck_assert_ptr_eq(eddy_future_value(w3), s);
+  eddy_future_unref(w3);
+  tfx_handshake_ok(c);
+}
+END_TEST
+
+/* A wait keeps the stream alive like any pending operation. */
+START_TEST(test_wait_keeps_stream)
+{
+  eddy_stream_t *c, *s;
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  eddy_future_t *w = eddy_stream_wait_for_handshake(s);
+  sfx_release(&s);
+  sfx_wait(w);
+  ck_assert_int_eq(eddy_future_state(w), EDDY_FUTURE_RESOLVED);
+  s = eddy_future_value(w);
+  ck_assert_int_eq(eddy_stream_closed(s), 0);
+  sfx_write_str(s, "still here\n");
+  eddy_future_unref(w); /* the last reference: the stream closes */
+  sfx_expect_str(eddy_stream_read_until(c, "\n", 1, 0), "still here\n");
+}
+END_TEST
+
+START_TEST(test_not_a_tls_stream)
+{
+  sfx_pair_t p = sfx_pair(SFX_TCP, NULL, NULL, 0);
+  eddy_future_t *f = eddy_stream_wait_for_handshake(p.rs);
+  sfx_assert_done(f);
+  ck_assert_int_eq(eddy_future_error(f), EDDY_EUSAGE);
+  eddy_future_unref(f);
+  ck_assert_int_eq(eddy_stream_is_tls(p.rs), 0);
+  ck_assert_ptr_null(eddy_stream_tls_version(p.rs));
+  ck_assert_ptr_null(eddy_stream_wait_for_handshake(NULL));
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Verification (Tornado 39, 40, 45-47)                                      */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_hostname_match_and_mismatch)
+{
+  eddy_stream_t *c, *s;
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  tfx_handshake_ok(c);
+
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "bar.example.com", &c, &s);
+  eddy_future_t *rd = eddy_stream_read_bytes(c, 1, 0);
+  tfx_handshake_fails(c, "certificate verify failed: hostname mismatch");
+  /* Other pending operations fail with "closed", caused by the TLS error. */
+  sfx_expect_error(rd, EDDY_ECLOSED, EDDY_ETLS);
+  ck_assert_int_eq(eddy_stream_error(c), EDDY_ETLS);
+  ck_assert_ptr_nonnull(strstr(eddy_stream_error_message(c), "hostname mismatch"));
+  /* The server hears the alert. */
+  tfx_wait_closed_error(s);
+  ck_assert(sfx_log_contains("hostname mismatch"));
+}
+END_TEST
+
+START_TEST(test_check_hostname_disabled)
+{
+  eddy_stream_t *c, *s;
+  eddy_tls_options_t o;
+  eddy_tls_options_init(&o);
+  o.no_check_hostname = 1;
+  tfx_pair(tfx_client_ctx(&o), tfx_server_ctx("server", NULL), "bar.example.com", &c, &s);
+  tfx_handshake_ok(c);
+  tfx_transfer(c, s, 100);
+}
+END_TEST
+
+START_TEST(test_untrusted_and_ip)
+{
+  eddy_stream_t *c, *s;
+  SSL_CTX *system_store = NULL;
+
+  /* 39: the default context (system CAs) does not know the test CA. */
+  ck_assert_int_eq(eddy_tls_client_context(NULL, &system_store, NULL, 0), 0);
+  tfx_pair(system_store, tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  tfx_handshake_fails(c, "unable to get local issuer certificate");
+  /* 40: an IP address must match an IP SAN; the certificate has none. */
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "127.0.0.1", &c, &s);
+  tfx_handshake_fails(c, "IP address mismatch");
+}
+END_TEST
+
+START_TEST(test_self_signed_and_expired)
+{
+  eddy_stream_t *c, *s;
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("self", NULL), "foo.example.com", &c, &s);
+  tfx_handshake_fails(c, "self-signed certificate");
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("expired", NULL), "foo.example.com", &c, &s);
+  tfx_handshake_fails(c, "certificate has expired");
+}
+END_TEST
+
+START_TEST(test_hostname_required)
+{
+  int fds[2];
+  sfx_tcp_fds(fds);
+  SSL_CTX *ctx = tfx_client_ctx(NULL);
+  errno = 0;
+  ck_assert_ptr_null(eddy_stream_new_tls(sfx_loop, fds[1], ctx, 0, NULL, NULL));
+  ck_assert_int_eq(errno, EINVAL);
+  close(fds[0]); /* fds[1] went with the failed stream */
+  /* start_tls says why. */
+  sfx_pair_t p = sfx_pair(SFX_TCP, NULL, NULL, 0);
+  eddy_future_t *f = eddy_stream_start_tls(p.ws, 0, ctx, NULL);
+  sfx_assert_done(f);
+  ck_assert_int_eq(eddy_future_error(f), EDDY_EUSAGE);
+  ck_assert_ptr_nonnull(strstr(eddy_future_message(f), "server_hostname is required"));
+  eddy_future_unref(f);
+  ck_assert_int_eq(eddy_stream_is_tls(p.ws), 0);
+  eddy_tls_context_free(ctx);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Client certificates, ALPN, SNI                                            */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_client_certificates)
+{
+  eddy_stream_t *c, *s;
+  eddy_tls_options_t so, co;
+
+  eddy_tls_options_init(&so);
+  so.cafile = TFX_CERT("ca.pem");
+  so.verify = EDDY_TLS_VERIFY_REQUIRE;
+  eddy_tls_options_init(&co);
+  co.certfile = TFX_CERT("client.pem");
+  co.keyfile = TFX_CERT("client.key");
+  tfx_pair(tfx_client_ctx(&co), tfx_server_ctx("server", &so), "foo.example.com", &c, &s);
+  tfx_handshake_ok(s);
+  ck_assert_str_eq(eddy_stream_tls_peer_subject(s), "CN=eddy test client");
+  ck_assert_ptr_nonnull(eddy_stream_tls_peer_certificate(s));
+  tfx_transfer(c, s, 1000);
+
+  /* Required but not sent: the server refuses. */
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", &so), "foo.example.com", &c, &s);
+  tfx_handshake_fails(s, "peer did not return a certificate");
+  tfx_wait_closed_error(c);
+}
+END_TEST
+
+static const char *const alpn_c[] = {"h2", "http/1.1", NULL};
+static const char *const alpn_s[] = {"http/1.1", NULL};
+
+static int sni_pick(const char *name, SSL_CTX **ctx, void *arg)
+{
+  if (name != NULL && strcmp(name, "bar.example.com") == 0)
+    *ctx = arg;
+  return 0;
+}
+
+START_TEST(test_alpn_and_sni)
+{
+  eddy_stream_t *c, *s;
+  eddy_tls_options_t so, co;
+  SSL_CTX *bar = tfx_server_ctx("bar", NULL), *sctx;
+
+  eddy_tls_options_init(&so);
+  so.alpn = alpn_s;
+  eddy_tls_options_init(&co);
+  co.alpn = alpn_c;
+  sctx = tfx_server_ctx("server", &so);
+  ck_assert_int_eq(eddy_tls_context_set_sni_callback(sctx, sni_pick, bar), 0);
+  tfx_pair(tfx_client_ctx(&co), sctx, "bar.example.com", &c, &s);
+  tfx_handshake_ok(c);
+  tfx_handshake_ok(s);
+  ck_assert_str_eq(eddy_stream_tls_peer_subject(c), "CN=bar.example.com");
+  ck_assert_str_eq(eddy_stream_tls_server_name(s), "bar.example.com");
+  /* bar's context has no ALPN list: after the switch there is none. */
+  ck_assert_ptr_null(eddy_stream_tls_alpn(s));
+
+  sctx = tfx_server_ctx("server", &so);
+  ck_assert_int_eq(eddy_tls_context_set_sni_callback(sctx, sni_pick, bar), 0);
+  tfx_pair(tfx_client_ctx(&co), sctx, "foo.example.com", &c, &s);
+  tfx_handshake_ok(c);
+  ck_assert_str_eq(eddy_stream_tls_alpn(c), "http/1.1");
+  ck_assert_str_eq(eddy_stream_tls_peer_subject(c), "CN=foo.example.com");
+  eddy_tls_context_free(bar);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Misbehaving peers                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* A TLS server stream with a raw client socket for the test to drive. */
+static eddy_stream_t *server_with_raw_client(int *raw, const eddy_stream_options_t *opts)
+{
+  int fds[2];
+  SSL_CTX *ctx = tfx_server_ctx("server", NULL);
+  sfx_tcp_fds(fds);
+  *raw = fds[1];
+  eddy_stream_t *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], ctx, 1, NULL, opts));
+  eddy_tls_context_free(ctx);
+  return s;
+}
+
+START_TEST(test_plaintext_to_tls_port)
+{
+  int raw;
+  eddy_stream_t *s = server_with_raw_client(&raw, NULL);
+  eddy_future_t *rd = eddy_stream_read_until(s, "\n", 1, 0);
+  sfx_raw_write_all(raw, "GET / HTTP/1.0\r\n\r\n", 18);
+  tfx_handshake_fails(s, "");
+  sfx_expect_error(rd, EDDY_ECLOSED, EDDY_ETLS);
+  ck_assert_ptr_nonnull(eddy_stream_error_message(s));
+  /* The server answered with an alert and closed: the client sees EOF. */
+  char buf[64];
+  ssize_t n;
+  while ((n = read(raw, buf, sizeof buf)) > 0)
+    ;
+  ck_assert_int_eq(n, 0);
+  close(raw);
+}
+END_TEST
+
+START_TEST(test_peer_drops_mid_handshake)
+{
+  int raw;
+  eddy_stream_t *s = server_with_raw_client(&raw, NULL);
+  /* A record header promising a ClientHello, then nothing. */
+  sfx_raw_write_all(raw, "\x16\x03\x01\x01\x00\x01", 6);
+  sfx_run_for(0.05);
+  close(raw);
+  tfx_handshake_fails(s, "closed the connection during the handshake");
+  /* Port scanners are not worth a warning. */
+  ck_assert_int_eq(sfx_log_contains("TLS error"), 0);
+}
+END_TEST
+
+/* A handshake that never finishes is ended by the stream's deadlines, and
+ * the wait learns why (Tornado #2785 has no such bound). */
+START_TEST(test_handshake_deadline)
+{
+  int raw;
+  eddy_stream_options_t o;
+  eddy_stream_options_init(&o);
+  o.idle_timeout = 0.2;
+  eddy_stream_t *s = server_with_raw_client(&raw, &o);
+  eddy_future_t *w = eddy_stream_wait_for_handshake(s);
+  sfx_expect_error(w, EDDY_ECLOSED, EDDY_ETIMEOUT);
+  ck_assert_int_eq(eddy_stream_closed(s), 1);
+  close(raw);
+}
+END_TEST
+
+/* A local close before the handshake ends rejects the wait. */
+START_TEST(test_close_during_handshake)
+{
+  int raw;
+  eddy_stream_t *s = server_with_raw_client(&raw, NULL);
+  eddy_future_t *w = eddy_stream_wait_for_handshake(s);
+  eddy_stream_close(s, 0);
+  sfx_expect_error(w, EDDY_ECLOSED, 0);
+  close(raw);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Closing                                                                   */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_shutdown_sends_close_notify)
+{
+  eddy_stream_t *c, *s;
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  sfx_write_str(c, "last words");
+  sfx_expect_ok(eddy_stream_shutdown_write(c));
+  sfx_expect_str(eddy_stream_read_until_close(s), "last words");
+  ck_assert_int_eq(eddy_stream_tls_close_notify(s), 1);
+  ck_assert_int_eq(eddy_stream_error(s), 0);
+  /* The client's read side is still open until the server goes. */
+  eddy_future_t *rest = eddy_stream_read_until_close(c);
+  sfx_release(&s);
+  sfx_expect_str(rest, "");
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* STARTTLS (Tornado 38)                                                     */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_starttls)
+{
+  sfx_pair_t p = sfx_pair(SFX_TCP, NULL, NULL, 0);
+  eddy_stream_t *srv = p.rs, *cli = p.ws;
+  eddy_tls_options_t co;
+
+  sfx_write_str(srv, "220 eddy ESMTP\r\n");
+  sfx_expect_str(eddy_stream_read_until(cli, "\r\n", 2, 0), "220 eddy ESMTP\r\n");
+  sfx_write_str(cli, "STARTTLS\r\n");
+  sfx_expect_str(eddy_stream_read_until(srv, "\r\n", 2, 0), "STARTTLS\r\n");
+  sfx_write_str(srv, "220 Go ahead\r\n");
+  sfx_expect_str(eddy_stream_read_until(cli, "\r\n", 2, 0), "220 Go ahead\r\n");
+
+  eddy_tls_options_init(&co);
+  co.verify = EDDY_TLS_VERIFY_NONE; /* as Tornado's test does */
+  SSL_CTX *cctx = tfx_client_ctx(&co), *sctx = tfx_server_ctx("server", NULL);
+  eddy_future_t *fs = eddy_stream_start_tls(srv, 1, sctx, NULL);
+  eddy_future_t *fc = eddy_stream_start_tls(cli, 0, cctx, NULL);
+  eddy_tls_context_free(cctx);
+  eddy_tls_context_free(sctx);
+  sfx_wait(fs);
+  sfx_wait(fc);
+  ck_assert_int_eq(eddy_future_state(fs), EDDY_FUTURE_RESOLVED);
+  ck_assert_int_eq(eddy_future_state(fc), EDDY_FUTURE_RESOLVED);
+  ck_assert_ptr_eq(eddy_future_value(fs), srv); /* the same stream */
+  ck_assert_ptr_eq(eddy_future_value(fc), cli);
+  eddy_future_unref(fs);
+  eddy_future_unref(fc);
+  ck_assert_int_eq(eddy_stream_is_tls(srv), 1);
+  sfx_write_str(cli, "EHLO over TLS\r\n");
+  sfx_expect_str(eddy_stream_read_until(srv, "\r\n", 2, 0), "EHLO over TLS\r\n");
+  sfx_write_str(srv, "250 fine\r\n");
+  sfx_expect_str(eddy_stream_read_until(cli, "\r\n", 2, 0), "250 fine\r\n");
+  tfx_transfer(cli, srv, 200000);
+
+  /* A second switch is refused. */
+  sctx = tfx_server_ctx("server", NULL);
+  eddy_future_t *again = eddy_stream_start_tls(srv, 1, sctx, NULL);
+  eddy_tls_context_free(sctx);
+  sfx_assert_done(again);
+  ck_assert_int_eq(eddy_future_error(again), EDDY_EUSAGE);
+  eddy_future_unref(again);
+}
+END_TEST
+
+START_TEST(test_starttls_not_idle)
+{
+  sfx_pair_t p = sfx_pair(SFX_TCP, NULL, NULL, 0);
+  SSL_CTX *sctx = tfx_server_ctx("server", NULL);
+
+  /* A pending read. */
+  eddy_future_t *rd = eddy_stream_read_bytes(p.rs, 3, 0);
+  eddy_future_t *f = eddy_stream_start_tls(p.rs, 1, sctx, NULL);
+  sfx_assert_done(f);
+  ck_assert_int_eq(eddy_future_error(f), EDDY_ENOTIDLE);
+  eddy_future_unref(f);
+  /* Buffered input (the pending read takes 3 of 6 bytes). */
+  sfx_write_str(p.ws, "abcdef");
+  sfx_expect_str(rd, "abc");
+  f = eddy_stream_start_tls(p.rs, 1, sctx, NULL);
+  sfx_assert_done(f);
+  ck_assert_int_eq(eddy_future_error(f), EDDY_ENOTIDLE);
+  ck_assert_ptr_nonnull(strstr(eddy_future_message(f), "not idle"));
+  eddy_future_unref(f);
+  /* Still a working plain stream. */
+  ck_assert_int_eq(eddy_stream_is_tls(p.rs), 0);
+  sfx_expect_str(eddy_stream_read_bytes(p.rs, 3, 0), "def");
+  eddy_tls_context_free(sctx);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("tls");
+  TCase *tc = tcase_create("tls");
+  sfx_tcase_setup(tc, 60);
+  tcase_add_test(tc, test_handshake_and_data);
+  tcase_add_test(tc, test_tls12);
+  tcase_add_test(tc, test_write_before_handshake_no_spin);
+  tcase_add_test(tc, test_wait_for_handshake);
+  tcase_add_test(tc, test_wait_keeps_stream);
+  tcase_add_test(tc, test_not_a_tls_stream);
+  tcase_add_test(tc, test_hostname_match_and_mismatch);
+  tcase_add_test(tc, test_check_hostname_disabled);
+  tcase_add_test(tc, test_untrusted_and_ip);
+  tcase_add_test(tc, test_self_signed_and_expired);
+  tcase_add_test(tc, test_hostname_required);
+  tcase_add_test(tc, test_client_certificates);
+  tcase_add_test(tc, test_alpn_and_sni);
+  tcase_add_test(tc, test_plaintext_to_tls_port);
+  tcase_add_test(tc, test_peer_drops_mid_handshake);
+  tcase_add_test(tc, test_handshake_deadline);
+  tcase_add_test(tc, test_close_during_handshake);
+  tcase_add_test(tc, test_shutdown_sends_close_notify);
+  tcase_add_test(tc, test_starttls);
+  tcase_add_test(tc, test_starttls_not_idle);
+  suite_add_tcase(s, tc);
+
+  SRunner *sr = srunner_create(s);
+  srunner_add_suite(sr, tfx_peers_suite());
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
