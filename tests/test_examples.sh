@@ -1,0 +1,161 @@
+#!/bin/sh
+# examples/echo-server and examples/http-hello driven by real clients:
+# Python's socket module, a raw C client (tests/helpers/line-client), curl.
+# Everything listens on 127.0.0.1 port 0, is bounded by `timeout`, and is
+# stopped by its PID. Run from the build directory (make check); skipped
+# without python3 or curl.
+set -u
+
+command -v python3 >/dev/null 2>&1 || { echo "skip: no python3"; exit 77; }
+command -v curl >/dev/null 2>&1 || { echo "skip: no curl"; exit 77; }
+ECHO=./examples/echo-server
+HELLO=./examples/http-hello
+CLIENT=./tests/helpers/line-client
+for b in "$ECHO" "$HELLO" "$CLIENT"; do
+  [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
+done
+
+tmp=$(mktemp -d) || exit 1
+pids=
+cleanup() {
+  for p in $pids; do kill -9 "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+# start NAME ARGS...: runs an example in the background; sets $pid and
+# $port from its first "listening on" line.
+start() {
+  name=$1; shift
+  timeout 60 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pid=$!  # timeout's: it passes SIGTERM on and exits with the example's status
+  pids="$pids $pid"
+  i=0
+  while ! grep -q '^listening on ' "$tmp/$name.out" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -le 100 ] || fail "$name did not print 'listening on'"
+    kill -0 "$pid" 2>/dev/null || fail "$name exited: $(cat "$tmp/$name.err")"
+    sleep 0.1
+  done
+  port=$(sed -n '1s/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/$name.out")
+  [ -n "$port" ] || fail "$name: bad listening line: $(head -1 "$tmp/$name.out")"
+}
+
+# stop NAME: SIGTERM, then expects exit status 0 within 10 s.
+stop() {
+  kill -TERM "$pid" || fail "$1 is gone before SIGTERM"
+  i=0
+  while kill -0 "$pid" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -le 100 ] || fail "$1 ignored SIGTERM"
+    sleep 0.1
+  done
+  wait "$pid"
+  status=$?
+  [ $status -eq 0 ] || fail "$1 exited with $status: $(cat "$tmp/$1.err")"
+}
+
+py() { timeout 30 python3 -c "$@"; }
+
+# --- command line -----------------------------------------------------------
+"$ECHO" --port >/dev/null 2>&1; [ $? -eq 2 ] || fail "missing value: not exit 2"
+"$ECHO" --port 70000 >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad port: not exit 2"
+"$ECHO" --bogus 1 >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad option: not exit 2"
+"$HELLO" --certfile x >/dev/null 2>&1; [ $? -eq 2 ] || fail "http-hello took --certfile"
+"$ECHO" --certfile c.pem --keyfile k.pem 2>"$tmp/tls.err"; [ $? -eq 2 ] || fail "TLS: not exit 2"
+grep -q "TLS support is not built yet" "$tmp/tls.err" || fail "TLS: no clear message"
+"$ECHO" --help | grep -q usage || fail "--help"
+
+# --- echo-server, one process -----------------------------------------------
+start echo "$ECHO" --address 127.0.0.1 --port 0
+grep -q "^listening on 127.0.0.1:$port\$" "$tmp/echo.out" || fail "listening line"
+py "
+import socket
+s = socket.create_connection(('127.0.0.1', $port), timeout=10)
+s.sendall(b'hello\n')
+assert s.recv(100) == b'hello\n'
+lines = b''.join(b'line %d\n' % i for i in range(2000))
+s.sendall(lines)
+got = b''
+while len(got) < len(lines):
+    chunk = s.recv(65536)
+    assert chunk, 'closed early'
+    got += chunk
+assert got == lines, 'many lines differ'
+big = b'x' * (4 << 20) + b'\n'
+s.sendall(big)
+got = b''
+while len(got) < len(big):
+    got += s.recv(1 << 20)
+assert got == big, 'large line differs'
+s.sendall(b'no newline yet')
+s.shutdown(socket.SHUT_WR)
+assert s.recv(100) == b'', 'partial line echoed'
+" || fail "python echo client"
+"$CLIENT" "$port" 10000 100 || fail "C client, many short lines"
+"$CLIENT" "$port" 3 1000000 || fail "C client, long lines"
+stop echo
+
+# --- echo-server, two processes ---------------------------------------------
+start echo2 "$ECHO" --address 127.0.0.1 --port 0 --processes 2
+supervisor=$(pgrep -P "$pid")
+i=0
+while [ "$(pgrep -P "$supervisor" | wc -l)" -lt 2 ]; do
+  i=$((i + 1)); [ $i -le 100 ] || fail "no two workers"; sleep 0.1
+done
+workers=$(pgrep -P "$supervisor")
+for n in 1 2 3 4; do "$CLIENT" "$port" 100 10 || fail "worker echo"; done
+stop echo2
+for w in $supervisor $workers; do
+  i=0
+  while kill -0 "$w" 2>/dev/null; do
+    i=$((i + 1)); [ $i -le 100 ] || fail "worker $w outlived the supervisor"; sleep 0.1
+  done
+done
+
+# --- http-hello ---------------------------------------------------------------
+start hello "$HELLO" --address 127.0.0.1 --port 0
+url="http://127.0.0.1:$port/"
+body=$(timeout 10 curl -s "$url") || fail "curl"
+[ "$body" = "Hello, world!" ] || fail "body: '$body'"
+# Two requests, one connection.
+conns=$(timeout 10 curl -s -o /dev/null -o /dev/null --write-out '%{num_connects}\n' "$url" "$url")
+[ "$(echo $conns)" = "1 0" ] || fail "keep-alive: num_connects '$conns'"
+# HTTP/1.0 closes; HTTP/1.0 with keep-alive and HTTP/1.1 do not; close is honoured.
+py "
+import socket
+def exchange(request, expect_close):
+    s = socket.create_connection(('127.0.0.1', $port), timeout=10)
+    s.sendall(request)
+    data = b''
+    while b'Hello, world!' not in data:
+        chunk = s.recv(4096)
+        assert chunk, 'closed before the response'
+        data += chunk
+    assert data.startswith(b'HTTP/1.1 200 OK\r\n'), data
+    assert b'Content-Length: 13\r\n' in data, data
+    s.settimeout(0.5)
+    try:
+        closed = s.recv(1) == b''
+    except socket.timeout:
+        closed = False
+    assert closed == expect_close, (request, closed)
+    s.close()
+exchange(b'GET / HTTP/1.0\r\nHost: x\r\n\r\n', True)
+exchange(b'GET / HTTP/1.0\r\ncOnNeCtIoN: Keep-Alive\r\n\r\n', False)
+exchange(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n', False)
+exchange(b'GET / HTTP/1.1\r\nConnection: close\r\n\r\n', True)
+# Pipelined requests are answered in order.
+s = socket.create_connection(('127.0.0.1', $port), timeout=10)
+s.sendall(b'GET /a HTTP/1.1\r\n\r\n' * 3)
+data = b''
+while data.count(b'Hello, world!') < 3:
+    data += s.recv(4096)
+s.close()
+" || fail "python http client"
+stop hello
+
+echo "PASS"
+exit 0
