@@ -4,8 +4,8 @@
  * One iteration:
  *   1. timers that are due (collected first, then run), then deferred tasks;
  *   2. the call_soon callbacks queued before this pass, then deferred tasks;
- *   3. the poll timeout: 0 when work is waiting, else up to the next timer;
- *   4. interest changes reach the kernel, in one batch;
+ *   3. interest changes reach the kernel, in one batch;
+ *   4. the poll timeout: 0 when work is waiting, else up to the next timer;
  *   5. poll, then sample the clock (so I/O handlers arm timers from now,
  *      not from before a long sleep), then the I/O handlers (the cross-
  *      thread queue and signals are fds too), then deferred tasks.
