@@ -328,7 +328,7 @@ static void fixed_add(struct fixed *fx, int family, int port)
 
 static eddy_future_t *fixed_answer(struct fixed *fx)
 {
-  eddy_address_t *copy = malloc(fx->n * sizeof(*copy));
+  eddy_address_t *copy = malloc((fx->n ? fx->n : 1) * sizeof(*copy));
   eddy_future_t *f = eddy_future_new(loop);
 
   ck_assert_ptr_nonnull(copy);
@@ -847,6 +847,29 @@ START_TEST(test_name_does_not_resolve)
 }
 END_TEST
 
+/* An answer with nothing usable in it (empty, or only the wrong family)
+ * fails cleanly with EDDY_ENONAME. */
+START_TEST(test_empty_answer)
+{
+  struct fixed fx = {0};
+  eddy_tcp_connect_options_t o;
+  eddy_resolver_t *r;
+  eddy_future_t *f;
+
+  r = eddy_resolver_new_custom(loop, fixed_resolve, &fx);
+  opts_init(&o, AF_UNSPEC, r);
+  f = connect_fails("empty.test", 80, &o);
+  ck_assert_int_eq(eddy_future_error(f), EDDY_ENONAME);
+  eddy_future_unref(f);
+  fixed_add(&fx, AF_INET6, 80);
+  o.family = AF_INET;
+  f = connect_fails("v6only.test", 80, &o);
+  ck_assert_int_eq(eddy_future_error(f), EDDY_ENONAME);
+  eddy_future_unref(f);
+  eddy_resolver_free(r);
+}
+END_TEST
+
 START_TEST(test_bad_arguments)
 {
   eddy_tcp_connect_options_t o;
@@ -1114,6 +1137,7 @@ static Suite *tcp_client_suite(void)
   tcase_add_test(tc, test_cancel_while_connecting);
   tcase_add_test(tc, test_cancel_while_resolving);
   tcase_add_test(tc, test_name_does_not_resolve);
+  tcase_add_test(tc, test_empty_answer);
   tcase_add_test(tc, test_bad_arguments);
   suite_add_tcase(s, tc);
 

@@ -179,32 +179,51 @@ static void on_connected(eddy_future_t *connecting, void *arg)
   op_free(op);
 }
 
-/* Keeps the usable entries of a resolver's answer (a custom resolver may
- * hand back anything): IPv4/IPv6 of the family asked for. */
+/* Copies the usable entries of a resolver's answer (a custom resolver may
+ * hand back anything): IPv4/IPv6 of the family asked for. The answer itself
+ * is left alone: a caching resolver may share it. */
 static size_t usable_addresses(const struct connect_op *op,
-                               eddy_address_t *addrs, size_t n)
+                               const eddy_address_t *addrs, size_t n,
+                               eddy_address_t *out)
 {
   size_t k = 0;
 
-  if (addrs == NULL)
-    return 0;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; addrs != NULL && i < n; i++) {
     int fam = addrs[i].family;
     if ((fam != AF_INET && fam != AF_INET6) ||
         (op->family != AF_UNSPEC && fam != op->family) ||
         addrs[i].len == 0 || addrs[i].len > sizeof(addrs[i].addr))
       continue;
-    addrs[k++] = addrs[i];
+    out[k++] = addrs[i];
   }
   return k;
+}
+
+/* A connector over the usable addresses of a lookup's answer. */
+static eddy__connector_t *make_connector(struct connect_op *op,
+                                         eddy_future_t *resolved)
+{
+  size_t n = eddy_future_size(resolved);
+  eddy_address_t *usable = calloc(n ? n : 1, sizeof(*usable));
+  eddy__connector_config_t cfg;
+  eddy__connector_t *c;
+
+  if (usable == NULL)
+    return NULL;
+  n = usable_addresses(op, eddy_future_value(resolved), n, usable);
+  cfg.attempt = start_attempt;
+  cfg.arg = op; /* lives until the connector's result settles */
+  cfg.fallback_delay = op->fallback_delay;
+  cfg.deadline = op->deadline;
+  c = eddy__connector_new(op->loop, usable, n, &cfg);
+  free(usable);
+  return c;
 }
 
 static void on_resolved(eddy_future_t *resolved, void *arg)
 {
   struct connect_op *op = arg;
-  eddy__connector_config_t cfg;
   eddy__connector_t *c;
-  size_t n;
 
   eddy_future_unref(op->resolving);
   op->resolving = NULL;
@@ -218,13 +237,7 @@ static void on_resolved(eddy_future_t *resolved, void *arg)
     op_free(op);
     return;
   }
-  n = usable_addresses(op, eddy_future_value(resolved),
-                       eddy_future_size(resolved));
-  cfg.attempt = start_attempt;
-  cfg.arg = op; /* lives until the connector's result settles */
-  cfg.fallback_delay = op->fallback_delay;
-  cfg.deadline = op->deadline;
-  c = eddy__connector_new(op->loop, eddy_future_value(resolved), n, &cfg);
+  c = make_connector(op, resolved);
   if (c != NULL) {
     op->connecting = eddy_future_ref(eddy__connector_result(c));
     if (eddy_future_add_done(op->connecting, on_connected, op) == 0) {
