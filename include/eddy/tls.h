@@ -30,8 +30,10 @@
  * client sends its hello, the server waits for it) and runs whether or not
  * anything is read; writes issued before it completes are queued and sent
  * after it. A failed handshake closes the stream with error EDDY_ETLS and
- * OpenSSL's reason as eddy_stream_error_message(). Closing or shutting the
- * write side sends a close_notify first when the session is up.
+ * OpenSSL's reason as eddy_stream_error_message() (the fatal alert is sent
+ * to the peer first). eddy_stream_shutdown_write() sends a close_notify
+ * before the FIN when the session is up; eddy_stream_close() does not yet
+ * (see docs/tls.md).
  *
  * Threads. Contexts may be shared by any number of streams and loops; like
  * OpenSSL, configure a context fully before its first connection.
