@@ -398,8 +398,6 @@ eddy_future_t *eddy_stream_read_bytes(eddy_stream_t *s, size_t n, int partial)
   int code = read_blocked(s);
   if (code)
     return read_refused(s, code);
-  if (!partial && n > s->opt.max_buffer_size)
-    return read_refused(s, EDDY_EBUFFERFULL);
   s->rd.kind = EDDY__RK_BYTES;
   s->rd.n = n;
   s->rd.partial = partial != 0;
