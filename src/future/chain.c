@@ -18,8 +18,9 @@
 
 static void step_run(struct eddy__task *task);
 
-eddy_future_t *eddy__future_chain(eddy_future_t *f, enum eddy__future_kind kind,
-                                  union eddy__future_fn fn, void *arg)
+/* The common part of then, then_ok, catch and finally. Consumes @f. */
+static eddy_future_t *chain(eddy_future_t *f, enum eddy__future_kind kind,
+                            union eddy__future_fn fn, void *arg)
 {
   eddy_future_t *d;
 
@@ -40,29 +41,25 @@ eddy_future_t *eddy__future_chain(eddy_future_t *f, enum eddy__future_kind kind,
 
 eddy_future_t *eddy_then(eddy_future_t *f, eddy_then_fn fn, void *arg)
 {
-  return eddy__future_chain(f, EDDY__THEN, (union eddy__future_fn){ .then = fn },
-                            arg);
+  return chain(f, EDDY__THEN, (union eddy__future_fn){ .then = fn }, arg);
 }
 
 eddy_future_t *eddy_then_ok(eddy_future_t *f, eddy_then_fn fn, void *arg)
 {
-  return eddy__future_chain(f, EDDY__THEN_OK,
-                            (union eddy__future_fn){ .then = fn }, arg);
+  return chain(f, EDDY__THEN_OK, (union eddy__future_fn){ .then = fn }, arg);
 }
 
 eddy_future_t *eddy_catch(eddy_future_t *f, eddy_then_fn fn, void *arg)
 {
-  return eddy__future_chain(f, EDDY__CATCH, (union eddy__future_fn){ .then = fn },
-                            arg);
+  return chain(f, EDDY__CATCH, (union eddy__future_fn){ .then = fn }, arg);
 }
 
 eddy_future_t *eddy_finally(eddy_future_t *f, eddy_callback_fn fn, void *arg)
 {
-  return eddy__future_chain(f, EDDY__FINALLY,
-                            (union eddy__future_fn){ .fin = fn }, arg);
+  return chain(f, EDDY__FINALLY, (union eddy__future_fn){ .fin = fn }, arg);
 }
 
-/* Whether a step of @kind calls its callback for a source in @state. A NULL
+/* Whether step @d calls its callback now that @src has settled. A NULL
  * callback passes the outcome through, so a NULL never crashes. */
 static int wants_callback(const eddy_future_t *d, const eddy_future_t *src)
 {

@@ -68,7 +68,8 @@ struct eddy_future {
   int cause;
   char *message;            /* owned; NULL: eddy_strerror(error) is used */
 
-  /* The step to run when upstream settles (per kind). */
+  /* The step to run when upstream settles (per kind). sleep and
+   * with_timeout keep their timer in `arg`: settling never clears it. */
   union eddy__future_fn fn;
   void *arg;
 
@@ -93,13 +94,6 @@ void eddy__future_wait(eddy_future_t *f, struct eddy__task *task);
  * one on d.
  */
 void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f);
-
-/*
- * A future that runs a step of @kind when @f settles (the common part of
- * then, then_ok, catch and finally). Consumes @f.
- */
-eddy_future_t *eddy__future_chain(eddy_future_t *f, enum eddy__future_kind kind,
-                                  union eddy__future_fn fn, void *arg);
 
 /* The future whose fields hold f's outcome (f itself unless it shares). */
 static inline const eddy_future_t *eddy__outcome(const eddy_future_t *f)
