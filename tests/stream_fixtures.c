@@ -93,6 +93,9 @@ void sfx_setup(void) {
   sfx_loop = eddy_loop_new();
   ck_assert_msg(sfx_loop != NULL, "eddy_loop_new failed: %s", strerror(errno));
   eddy_loop_set_logger(sfx_loop, capture_log, NULL);
+  const char *backend = getenv("EDDY_BACKEND");
+  if (backend != NULL && backend[0] != '\0')
+    ck_assert_str_eq(eddy_loop_backend_name(sfx_loop), backend);
 }
 
 void sfx_teardown(void) {
@@ -107,10 +110,12 @@ void sfx_teardown(void) {
       left++;
     }
   /* Let queued close callbacks and future callbacks run. */
-  eddy_future_t *f = eddy_sleep(sfx_loop, 0.01);
-  ck_assert(f != NULL);
-  ck_assert_int_eq(eddy_loop_run_until(sfx_loop, f, SFX_WAIT), 0);
-  eddy_future_unref(f);
+  for (int round = 0; round < 2; round++) {
+    eddy_future_t *f = eddy_sleep(sfx_loop, 0);
+    ck_assert(f != NULL);
+    ck_assert_int_eq(eddy_loop_run_until(sfx_loop, f, SFX_WAIT), 0);
+    eddy_future_unref(f);
+  }
   eddy_loop_free(sfx_loop);
   sfx_loop = NULL;
   for (int i = 0; i < sfx_logs.count; i++)
@@ -132,9 +137,22 @@ void sfx_tcase_setup(TCase *tc, double timeout) {
 /* Raw descriptors                                                           */
 /* ------------------------------------------------------------------------ */
 
-int sfx_tcp_listener(struct sockaddr_storage *addr, socklen_t *len) {
+/* Small kernel buffers must be set on TCP sockets before the connection
+ * exists (on the listener, inherited by the accepted socket, and on the
+ * client before connect): shrunk afterwards, the receive window falls below
+ * one loopback MSS and the transfer crawls at one segment per delayed ACK. */
+static void set_small_buffers(int fd) {
+  int size = 4096;
+  ck_assert(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) == 0);
+  ck_assert(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) == 0);
+}
+
+static int tcp_listener(struct sockaddr_storage *addr, socklen_t *len,
+                        int small) {
   int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ck_assert_msg(l >= 0, "socket: %s", strerror(errno));
+  if (small)
+    set_small_buffers(l);
   struct sockaddr_in sin;
   memset(&sin, 0, sizeof sin);
   sin.sin_family = AF_INET;
@@ -148,12 +166,18 @@ int sfx_tcp_listener(struct sockaddr_storage *addr, socklen_t *len) {
   return l;
 }
 
-void sfx_tcp_fds(int fds[2]) {
+int sfx_tcp_listener(struct sockaddr_storage *addr, socklen_t *len) {
+  return tcp_listener(addr, len, 0);
+}
+
+static void tcp_fds(int fds[2], int small) {
   struct sockaddr_storage addr;
   socklen_t len;
-  int l = sfx_tcp_listener(&addr, &len);
+  int l = tcp_listener(&addr, &len, small);
   int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ck_assert(c >= 0);
+  if (small)
+    set_small_buffers(c);
   ck_assert_msg(connect(c, (struct sockaddr *)&addr, len) == 0, "connect: %s",
                 strerror(errno));
   int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
@@ -162,6 +186,8 @@ void sfx_tcp_fds(int fds[2]) {
   fds[0] = s;
   fds[1] = c;
 }
+
+void sfx_tcp_fds(int fds[2]) { tcp_fds(fds, 0); }
 
 void sfx_unix_fds(int fds[2]) {
   ck_assert_msg(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0,
@@ -188,8 +214,7 @@ void sfx_shrink_kernel_buffers(int fd) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
-    ck_assert(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) == 0);
-    ck_assert(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) == 0);
+    set_small_buffers(fd);
   } else {
 #ifdef F_SETPIPE_SZ
     (void)fcntl(fd, F_SETPIPE_SZ, size);
@@ -261,7 +286,7 @@ void sfx_release(eddy_stream_t **sp) {
 
 static void kind_fds(sfx_kind_t kind, int shrink, int fds[2]) {
   switch (kind) {
-  case SFX_TCP: sfx_tcp_fds(fds); break;
+  case SFX_TCP: tcp_fds(fds, shrink); return;
   case SFX_UNIX: sfx_unix_fds(fds); break;
   case SFX_PIPE: sfx_pipe_fds(fds); break;
   default: ck_abort_msg("bad kind");

@@ -97,7 +97,9 @@ void sfx_pipe_fds(int fds[2]);
 int sfx_refusing_port(int *keep_fd);
 
 /** Shrinks the kernel buffers of a socket (SO_SNDBUF/SO_RCVBUF) or a pipe
- *  (F_SETPIPE_SZ) so that writes back up quickly. */
+ *  (F_SETPIPE_SZ) so that writes back up quickly. For TCP, do it before
+ *  connecting (sfx_pair does): on a connected socket it makes loopback
+ *  transfers crawl (the window drops below one MSS). */
 void sfx_shrink_kernel_buffers(int fd);
 
 /** Makes the next close() of a TCP socket send a RST (SO_LINGER {1, 0}). */
