@@ -25,7 +25,9 @@
  * already rejected on return). A stream that closes while operations are
  * pending rejects them with EDDY_ECLOSED, carrying the real cause
  * (eddy_future_cause(): -ECONNRESET, -EPIPE, EDDY_ETIMEOUT,
- * EDDY_EUNSATISFIABLE, ...). No operation can raise SIGPIPE.
+ * EDDY_EUNSATISFIABLE, ...). No operation can raise SIGPIPE. The only NULL
+ * returns are ENOMEM and a NULL stream (no loop to put a future on; errno
+ * is then EINVAL).
  *
  * References. Streams are refcounted like futures: constructors return a
  * reference the caller owns. A stream stays alive while it has pending
