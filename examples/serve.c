@@ -97,6 +97,15 @@ int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
     return 1;
   }
   eddy_tcp_server_set_handler(srv, handler, arg);
+  /* Before the "listening" line, so that whoever reads it may stop us at
+   * once. Forked workers inherit them; the supervisor handles its own.
+   * Ignored underneath (the loop still gets them, blocked signals are never
+   * dropped): a second one, as systemd or timeout(1) send to the whole
+   * process group, must not kill us after the loop is gone. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  eddy_loop_add_signal(loop, SIGINT, on_stop_signal, NULL);
+  eddy_loop_add_signal(loop, SIGTERM, on_stop_signal, NULL);
 
   /* One process listens at once; several bind first and fork in start(). */
   int rc = args->processes == 1
@@ -118,8 +127,6 @@ int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
 
   /* In each worker: serve until told to stop, then give the open
    * connections a second to finish. */
-  eddy_loop_add_signal(loop, SIGINT, on_stop_signal, NULL);
-  eddy_loop_add_signal(loop, SIGTERM, on_stop_signal, NULL);
   eddy_loop_run(loop);
   eddy_future_t *done = eddy_tcp_server_shutdown(srv, 1.0);
   if (done != NULL)

@@ -29,8 +29,10 @@ fail() { echo "FAIL: $*"; exit 1; }
 # $port from its first "listening on" line.
 start() {
   name=$1; shift
-  timeout 60 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pid=$!  # timeout's: it passes SIGTERM on and exits with the example's status
+  # timeout passes our SIGTERM on to the example alone (--foreground: not to
+  # its whole group as well) and exits with the example's status.
+  timeout --foreground 60 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pid=$!
   pids="$pids $pid"
   i=0
   while ! grep -q '^listening on ' "$tmp/$name.out" 2>/dev/null; do

@@ -53,11 +53,13 @@ EDDY_API int eddy_bind_sockets(int port, const char *address, int family,
 
 /**
  * Makes a listening UNIX socket at @p path with permissions @p mode. A stale
- * socket file at @p path is replaced; any other kind of file is left alone
- * and the call fails with -EEXIST. A path starting with '@' names a Linux
- * abstract socket (no file, no chmod).
+ * socket file at @p path (nobody listens on it) is replaced; a socket file
+ * someone still listens on gives -EADDRINUSE; any other kind of file is
+ * left alone and the call fails with -EEXIST. A path starting with '@'
+ * names a Linux abstract socket (no file, no chmod).
  *
- * @return the fd (owned by the caller), or a negative errno.
+ * @return the fd (owned by the caller), or a negative errno (-EINVAL for an
+ *         empty path, -ENAMETOOLONG).
  */
 EDDY_API int eddy_bind_unix_socket(const char *path, mode_t mode, int backlog);
 
@@ -130,16 +132,18 @@ EDDY_API eddy_future_t *eddy_tcp_server_accept(eddy_tcp_server_t *srv);
  * add_sockets. May be called several times.
  *
  * @param address NULL or "" for every interface.
- * @return 0 or a negative error (see eddy_bind_sockets()).
+ * @return 0 or a negative error (see eddy_bind_sockets()); EDDY_EUSAGE once
+ *         the server is stopped.
  */
 EDDY_API int eddy_tcp_server_listen(eddy_tcp_server_t *srv, int port,
                                     const char *address);
 
 /**
  * Binds sockets to listen on once eddy_tcp_server_start() runs (or at once
- * if it already has).
+ * if it already has). eddy_tcp_server_sockets() lists them from now on.
  *
- * @return 0 or a negative error (see eddy_bind_sockets()).
+ * @return 0 or a negative error (see eddy_bind_sockets()); EDDY_EUSAGE once
+ *         the server is stopped.
  */
 EDDY_API int eddy_tcp_server_bind(eddy_tcp_server_t *srv, int port,
                                   const char *address, int family, int backlog,
@@ -160,10 +164,12 @@ EDDY_API int eddy_tcp_server_start(eddy_tcp_server_t *srv, int num_processes,
 
 /**
  * Starts accepting on listening sockets made elsewhere (e.g. by
- * eddy_bind_sockets() before forking). The server takes ownership of the
- * fds and closes them on stop.
+ * eddy_bind_sockets() before forking), making them non-blocking and
+ * close-on-exec. The server takes ownership of the fds, even when the call
+ * fails (they are closed then), and closes them on stop.
  *
- * @return 0 or a negative errno (-ENOMEM, -EBADF).
+ * @return 0 or a negative error: -EBADF (not an open fd), -EINVAL (not a
+ *         listening socket), -ENOMEM, EDDY_EUSAGE once the server is stopped.
  */
 EDDY_API int eddy_tcp_server_add_sockets(eddy_tcp_server_t *srv,
                                          const int *fds, size_t n);
@@ -190,9 +196,13 @@ EDDY_API void eddy_tcp_server_stop(eddy_tcp_server_t *srv);
 
 /**
  * Graceful shutdown: stops accepting, then waits up to @p grace seconds for
- * the handed-out streams to close, then closes the rest.
+ * the handed-out streams to close, then closes the rest (@p grace <= 0:
+ * at once). Calling it again returns the same future.
  *
- * @return a future resolved when every stream is closed.
+ * @return a new reference to a future resolved once every handed-out
+ *         stream has closed and every handler's future has settled (a
+ *         handler whose future ignores its stream closing keeps it pending:
+ *         bound the wait with eddy_with_timeout()); NULL on ENOMEM.
  */
 EDDY_API eddy_future_t *eddy_tcp_server_shutdown(eddy_tcp_server_t *srv,
                                                  double grace);
@@ -215,9 +225,12 @@ EDDY_API void eddy_tcp_server_free(eddy_tcp_server_t *srv);
  * task id, 0 .. n-1. The parent never returns: it supervises, restarting a
  * child that dies of a signal or exits non-zero with the same task id (up
  * to @p max_restarts restarts in all; < 0 means 100), forwards SIGTERM and
- * SIGINT to the children, and exits 0 once every child has exited cleanly
- * (1 if it gave up restarting). Children get SIGTERM if the parent dies.
- * Fork before making a loop; bind sockets before forking.
+ * SIGINT to the children and stops restarting them, and exits 0 once every
+ * child has exited cleanly or died of the signal passed on (1 if it gave
+ * up restarting, stopping the other children first). Children get SIGTERM
+ * if the parent dies, and start with the caller's signal mask and
+ * dispositions. Fork before making a loop (or call eddy_loop_after_fork()
+ * in the child); bind sockets before forking.
  *
  * @return the task id in a child, or a negative errno if the first fork
  *         failed (EDDY_EUSAGE if called twice in one process).

@@ -513,12 +513,13 @@ void eddy_tcp_server_stop(eddy_tcp_server_t *srv)
   for (size_t i = 0; i < srv->nbound; i++)
     close(srv->bound[i]);
   srv->nbound = 0;
-  while (srv->nwaiters > 0) {
-    eddy_future_t *f = srv->waiters[--srv->nwaiters];
+  for (size_t i = 0; i < srv->nwaiters; i++) { /* oldest first */
+    eddy_future_t *f = srv->waiters[i];
     eddy_future_on_cancel(f, NULL, NULL);
     eddy_future_reject(f, EDDY_ECLOSED, "server stopped");
     eddy_future_unref(f);
   }
+  srv->nwaiters = 0;
   while (srv->qlen > 0) {
     struct queued e = dequeue(srv);
     eddy_stream_close(e.s, 0);
