@@ -110,23 +110,13 @@ int eddy__filter_output(eddy_stream_t *s)
     }
     size_t out = eddy__buf_len(&s->raw_out);
     if (out) {
-      struct iovec iov = {eddy__buf_head(&s->raw_out), out};
-      ssize_t r = eddy__write_raw(s, &iov, 1);
-      if (r < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          s->write_waiting = 1;
-          break;
-        }
-        eddy__write_failed(s, errno);
+      ssize_t r = eddy__write_some(s, eddy__buf_head(&s->raw_out), out);
+      if (r < 0)
         return -1;
-      }
       eddy__buf_consume(&s->raw_out, (size_t)r);
       total += (size_t)r;
-      eddy__stream_note_io(s);
-      if ((size_t)r < out) {
-        s->write_waiting = 1;
-        break;
-      }
+      if ((size_t)r < out)
+        break; /* eddy__write_some armed write interest */
     }
     s->acked = s->wq.sent;
     if (eddy__wq_empty(&s->wq) || !s->filter_started)

@@ -328,17 +328,39 @@ static void read_cancelled(eddy_future_t *f, void *arg)
   eddy__stream_release(s);
 }
 
-static eddy_future_t *read_refused(eddy_stream_t *s, int code)
+/*
+ * The checks every read starts with: a NULL stream (NULL, errno EINVAL: no
+ * loop for a future), bad arguments (EDDY_EUSAGE), a read already pending
+ * or a chunk callback running (EDDY_EALREADYREADING). @return 1 if the read
+ * may start, else 0 with *out set to what the call returns.
+ */
+static int read_admit(eddy_stream_t *s, int bad_args, eddy_future_t **out)
 {
-  return eddy__stream_rejected(s, code);
+  *out = NULL;
+  if (!s) {
+    errno = EINVAL;
+    return 0;
+  }
+  int code = bad_args ? EDDY_EUSAGE : 0;
+  if (!code && (s->rd.kind != EDDY__RK_NONE || s->in_chunk_cb))
+    code = EDDY_EALREADYREADING;
+  if (!code)
+    return 1;
+  *out = eddy__stream_rejected(s, code);
+  return 0;
 }
 
-/* Checks that a read may start; returns NULL if it may, else the rejection. */
-static int read_blocked(eddy_stream_t *s)
+/* A read of nothing: resolved at once, even on a closed stream, with an
+ * empty NUL-terminated buffer (@bytes) or just a count of 0. */
+static eddy_future_t *read_nothing(eddy_stream_t *s, int bytes)
 {
-  if (s->rd.kind != EDDY__RK_NONE || s->in_chunk_cb)
-    return EDDY_EALREADYREADING;
-  return 0;
+  char *empty = bytes ? calloc(1, 1) : NULL;
+  eddy_future_t *f = eddy_future_new(s->loop);
+  if (f)
+    eddy_future_resolve_bytes(f, empty, 0, empty ? free : NULL);
+  else
+    free(empty);
+  return f;
 }
 
 /* Runs the op set up in s->rd (kind and parameters): see the top. */
@@ -382,22 +404,11 @@ static eddy_future_t *read_go(eddy_stream_t *s)
 
 eddy_future_t *eddy_stream_read_bytes(eddy_stream_t *s, size_t n, int partial)
 {
-  if (!s) {
-    errno = EINVAL;
-    return NULL;
-  }
-  if (n == 0) {
-    char *empty = calloc(1, 1);
-    eddy_future_t *f = eddy_future_new(s->loop);
-    if (f)
-      eddy_future_resolve_bytes(f, empty, 0, free);
-    else
-      free(empty);
+  eddy_future_t *f;
+  if (s && n == 0)
+    return read_nothing(s, 1);
+  if (!read_admit(s, 0, &f))
     return f;
-  }
-  int code = read_blocked(s);
-  if (code)
-    return read_refused(s, code);
   s->rd.kind = EDDY__RK_BYTES;
   s->rd.n = n;
   s->rd.partial = partial != 0;
@@ -407,18 +418,12 @@ eddy_future_t *eddy_stream_read_bytes(eddy_stream_t *s, size_t n, int partial)
 eddy_future_t *eddy_stream_read_until(eddy_stream_t *s, const void *delimiter,
                                       size_t delimiter_len, size_t max_bytes)
 {
-  if (!s) {
-    errno = EINVAL;
-    return NULL;
-  }
-  if (!delimiter || delimiter_len == 0)
-    return read_refused(s, EDDY_EUSAGE);
-  int code = read_blocked(s);
-  if (code)
-    return read_refused(s, code);
+  eddy_future_t *f;
+  if (!read_admit(s, !delimiter || delimiter_len == 0, &f))
+    return f;
   char *d = s->rd.dsmall;
   if (delimiter_len > sizeof(s->rd.dsmall) && !(d = malloc(delimiter_len)))
-    return read_refused(s, -ENOMEM);
+    return eddy__stream_rejected(s, -ENOMEM);
   memcpy(d, delimiter, delimiter_len);
   s->rd.kind = EDDY__RK_UNTIL;
   s->rd.delim = d;
@@ -430,20 +435,14 @@ eddy_future_t *eddy_stream_read_until(eddy_stream_t *s, const void *delimiter,
 eddy_future_t *eddy_stream_read_until_regex(eddy_stream_t *s, const char *pattern,
                                             size_t max_bytes)
 {
-  if (!s) {
-    errno = EINVAL;
-    return NULL;
-  }
-  if (!pattern)
-    return read_refused(s, EDDY_EUSAGE);
-  int code = read_blocked(s);
-  if (code)
-    return read_refused(s, code);
+  eddy_future_t *f;
+  if (!read_admit(s, !pattern, &f))
+    return f;
   int rc = regcomp(&s->rd.re, pattern, REG_EXTENDED);
   if (rc != 0) {
     char msg[128];
     regerror(rc, &s->rd.re, msg, sizeof(msg));
-    eddy_future_t *f = eddy_future_new(s->loop);
+    f = eddy_future_new(s->loop);
     if (f)
       eddy_future_reject(f, EDDY_EREGEX, "invalid regular expression: %s", msg);
     return f;
@@ -455,77 +454,48 @@ eddy_future_t *eddy_stream_read_until_regex(eddy_stream_t *s, const char *patter
 
 eddy_future_t *eddy_stream_read_until_close(eddy_stream_t *s)
 {
-  if (!s) {
-    errno = EINVAL;
-    return NULL;
-  }
-  int code = read_blocked(s);
-  if (code)
-    return read_refused(s, code);
+  eddy_future_t *f;
+  if (!read_admit(s, 0, &f))
+    return f;
   s->rd.kind = EDDY__RK_CLOSE;
   return read_go(s);
 }
 
-eddy_future_t *eddy_stream_read_bytes_chunked(eddy_stream_t *s, size_t n,
-                                              eddy_chunk_fn fn, void *arg)
+/* Both chunked kinds: @n bytes, or (n == SIZE_MAX, kind CLOSE_CHUNKED) all. */
+static eddy_future_t *read_chunked(eddy_stream_t *s, int kind, size_t n, eddy_chunk_fn fn,
+                                   void *arg)
 {
-  if (!s) {
-    errno = EINVAL;
-    return NULL;
-  }
-  if (!fn)
-    return read_refused(s, EDDY_EUSAGE);
-  int code = read_blocked(s);
-  if (code)
-    return read_refused(s, code);
-  if (n == 0) {
-    eddy_future_t *f = eddy_future_new(s->loop);
-    if (f)
-      eddy_future_resolve(f, NULL, NULL);
+  eddy_future_t *f;
+  if (!read_admit(s, !fn, &f))
     return f;
-  }
-  s->rd.kind = EDDY__RK_BYTES_CHUNKED;
+  if (n == 0)
+    return read_nothing(s, 0);
+  s->rd.kind = kind;
   s->rd.n = n;
   s->rd.fn = fn;
   s->rd.arg = arg;
   return read_go(s);
 }
 
+eddy_future_t *eddy_stream_read_bytes_chunked(eddy_stream_t *s, size_t n,
+                                              eddy_chunk_fn fn, void *arg)
+{
+  return read_chunked(s, EDDY__RK_BYTES_CHUNKED, n, fn, arg);
+}
+
 eddy_future_t *eddy_stream_read_until_close_chunked(eddy_stream_t *s, eddy_chunk_fn fn,
                                                     void *arg)
 {
-  if (!s) {
-    errno = EINVAL;
-    return NULL;
-  }
-  if (!fn)
-    return read_refused(s, EDDY_EUSAGE);
-  int code = read_blocked(s);
-  if (code)
-    return read_refused(s, code);
-  s->rd.kind = EDDY__RK_CLOSE_CHUNKED;
-  s->rd.fn = fn;
-  s->rd.arg = arg;
-  return read_go(s);
+  return read_chunked(s, EDDY__RK_CLOSE_CHUNKED, (size_t)-1, fn, arg);
 }
 
 eddy_future_t *eddy_stream_read_into(eddy_stream_t *s, void *buf, size_t len, int partial)
 {
-  if (!s) {
-    errno = EINVAL;
-    return NULL;
-  }
-  if (len == 0) {
-    eddy_future_t *f = eddy_future_new(s->loop);
-    if (f)
-      eddy_future_resolve_bytes(f, NULL, 0, NULL);
+  eddy_future_t *f;
+  if (s && len == 0)
+    return read_nothing(s, 0);
+  if (!read_admit(s, !buf, &f))
     return f;
-  }
-  if (!buf)
-    return read_refused(s, EDDY_EUSAGE);
-  int code = read_blocked(s);
-  if (code)
-    return read_refused(s, code);
   s->rd.kind = EDDY__RK_INTO;
   s->rd.into = buf;
   s->rd.n = len;

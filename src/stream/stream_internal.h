@@ -169,6 +169,7 @@ void eddy__write_settle(eddy_stream_t *s);
 void eddy__write_fail_all(eddy_stream_t *s);
 void eddy__write_failed(eddy_stream_t *s, int err);
 ssize_t eddy__write_raw(eddy_stream_t *s, const struct iovec *iov, int n);
+ssize_t eddy__write_some(eddy_stream_t *s, const void *data, size_t len);
 
 /* connect.c */
 void eddy__connect_complete(eddy_stream_t *s);

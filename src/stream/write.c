@@ -53,6 +53,24 @@ ssize_t eddy__write_raw(eddy_stream_t *s, const struct iovec *iov, int n)
   return r;
 }
 
+ssize_t eddy__write_some(eddy_stream_t *s, const void *data, size_t len)
+{
+  struct iovec iov = {(void *)data, len};
+  ssize_t r = eddy__write_raw(s, &iov, 1);
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->write_waiting = 1;
+      return 0;
+    }
+    eddy__write_failed(s, errno);
+    return -1;
+  }
+  eddy__stream_note_io(s);
+  if ((size_t)r < len)
+    s->write_waiting = 1; /* the kernel is full: wait for room */
+  return r;
+}
+
 /* One step of a file piece: sendfile where it works, else pread + write. */
 static ssize_t send_file_piece(eddy_stream_t *s, struct eddy__piece *p, size_t want)
 {
@@ -292,22 +310,12 @@ static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
   if (len == 0 || s->state != EDDY__ST_OPEN || s->write_waiting || s->filter ||
       !eddy__wq_empty(&s->wq))
     return 0;
-  struct iovec iov = {(void *)data, len};
-  ssize_t r = eddy__write_raw(s, &iov, 1);
-  if (r < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      s->write_waiting = 1;
-      return 0;
-    }
-    eddy__write_failed(s, errno);
-    return -1;
+  ssize_t r = eddy__write_some(s, data, len);
+  if (r > 0) {
+    s->wq.queued += (size_t)r;
+    s->wq.sent += (size_t)r;
+    s->acked = s->wq.sent;
   }
-  s->wq.queued += (size_t)r;
-  s->wq.sent += (size_t)r;
-  s->acked = s->wq.sent;
-  eddy__stream_note_io(s);
-  if ((size_t)r < len)
-    s->write_waiting = 1;
   return r;
 }
 
