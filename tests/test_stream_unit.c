@@ -478,6 +478,36 @@ END_TEST
 /* SIGPIPE, connect failures, cancellation, bad input, fd leaks              */
 /* ------------------------------------------------------------------------ */
 
+static int closed_calls, closed_error;
+static void on_closed(eddy_stream_t *s, int error, void *arg)
+{
+  (void)s;
+  (void)arg;
+  closed_calls++;
+  closed_error = error;
+}
+
+/* An idle write-only pipe with a close callback notices its reader going
+ * away (an error event), without any write. */
+START_TEST(test_pipe_reader_gone_noticed)
+{
+  int p[2];
+  ck_assert_int_eq(pipe(p), 0);
+  eddy_stream_t *s = eddy_stream_new_pipe(loop, p[1], NULL);
+  closed_calls = 0;
+  eddy_stream_set_close_callback(s, on_closed, NULL);
+  spin(0.01);
+  ck_assert_int_eq(closed_calls, 0);
+  close(p[0]);
+  eddy_future_t *c = eddy_stream_wait_closed(s);
+  wait_for(c);
+  eddy_future_unref(c);
+  ck_assert_int_eq(closed_calls, 1);
+  ck_assert_int_eq(closed_error, -EPIPE);
+  eddy_stream_unref(s);
+}
+END_TEST
+
 START_TEST(test_sigpipe_pipe)
 {
   int p[2];
@@ -529,14 +559,6 @@ START_TEST(test_sigpipe_pipe_queued_and_file)
 }
 END_TEST
 
-static int closed_calls, closed_error;
-static void on_closed(eddy_stream_t *s, int error, void *arg)
-{
-  (void)s;
-  (void)arg;
-  closed_calls++;
-  closed_error = error;
-}
 
 START_TEST(test_connect_refused)
 {
@@ -822,6 +844,7 @@ static Suite *unit_suite(void)
   tcase_add_checked_fixture(io, setup, teardown);
   tcase_set_timeout(io, 30);
   tcase_add_test(io, test_sigpipe_pipe);
+  tcase_add_test(io, test_pipe_reader_gone_noticed);
   tcase_add_test(io, test_sigpipe_pipe_queued_and_file);
   tcase_add_test(io, test_connect_refused);
   tcase_add_test(io, test_connect_unix_missing);

@@ -38,7 +38,9 @@ void eddy__io_update(eddy_stream_t *s)
       want |= EDDY_WRITE;
   }
   if (!s->registered) {
-    if (!want)
+    /* A write-only pipe asks for nothing, but when someone waits for its
+     * close it is still watched: its reader going away shows as an error. */
+    if (!want && !(s->watch_idle && !s->can_read && s->state == EDDY__ST_OPEN))
       return;
     int rc = eddy_loop_add_handler(s->loop, s->fd, want, eddy__io_handler, s);
     if (rc < 0) {
