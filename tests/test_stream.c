@@ -2091,6 +2091,23 @@ START_TEST(test_peer_reset_pending_read) {
 }
 END_TEST
 
+/* An idle stream with a close callback notices a reset without any read
+ * pending (stream.h: setting the callback watches the stream). */
+START_TEST(test_idle_reset_noticed) {
+  int peer;
+  eddy_stream_t *s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer);
+  closed_rec_t cr = {0};
+  eddy_stream_set_close_callback(s, on_close, &cr);
+  sfx_run_for(0.05);
+  ck_assert_int_eq(cr.calls, 0);
+  reset_peer(peer);
+  sfx_run_until_flag(&cr.calls);
+  ck_assert_int_eq(cr.error, -ECONNRESET);
+  ck_assert(eddy_stream_closed(s));
+  ck_assert_int_eq(eddy_stream_error(s), -ECONNRESET);
+}
+END_TEST
+
 /* 35, adapted: a read started after the RST arrived (the stream was not
  * watching) fails with the reset, without a warning. */
 START_TEST(test_inline_read_error) {
@@ -2669,6 +2686,7 @@ static Suite *stream_suite(void) {
   add_kinds(cl, test_ref_keeps_open);
   tcase_add_test(cl, test_peer_reset_pending_read);
   tcase_add_test(cl, test_inline_read_error);
+  tcase_add_test(cl, test_idle_reset_noticed);
   tcase_add_test(cl, test_read_until_close_reset);
   tcase_add_test(cl, test_peer_reset_pending_write);
   suite_add_tcase(s, cl);
