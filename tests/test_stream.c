@@ -1611,6 +1611,20 @@ START_TEST(test_close_when_drained_idle) {
 }
 END_TEST
 
+/* SIGPIPE safety must not come from changing the process's signal state:
+ * the disposition stays default, the signal unblocked, none left pending. */
+static void assert_sigpipe_untouched(void) {
+  struct sigaction sa;
+  ck_assert(sigaction(SIGPIPE, NULL, &sa) == 0);
+  ck_assert_msg(sa.sa_handler == SIG_DFL,
+                "the library changed the SIGPIPE disposition");
+  sigset_t set;
+  ck_assert(sigprocmask(SIG_BLOCK, NULL, &set) == 0);
+  ck_assert_msg(!sigismember(&set, SIGPIPE), "SIGPIPE left blocked");
+  ck_assert(sigpending(&set) == 0);
+  ck_assert_msg(!sigismember(&set, SIGPIPE), "a SIGPIPE is left pending");
+}
+
 /* SIGPIPE safety: writing to a pipe or socket whose reader is gone fails
  * with EPIPE (or ECONNRESET) instead of killing the process. */
 START_TEST(test_no_sigpipe) {
@@ -1637,6 +1651,38 @@ START_TEST(test_no_sigpipe) {
   ck_assert(eddy_stream_closed(ws));
   ck_assert(eddy_stream_error(ws) == -EPIPE ||
             eddy_stream_error(ws) == -ECONNRESET);
+  assert_sigpipe_untouched();
+}
+END_TEST
+
+/* The same through write_file (sendfile raises SIGPIPE on sockets too). */
+START_TEST(test_no_sigpipe_write_file) {
+  int peer;
+  eddy_stream_t *ws = sfx_raw_peer(KIND, 0, NULL, 0, &peer);
+  close(peer);
+  char path[] = "/tmp/eddy-test-stream-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert(fd >= 0);
+  unlink(path);
+  char *data = pattern_alloc(64 * KiB, 0);
+  sfx_raw_write_all(fd, data, 64 * KiB);
+  free(data);
+  int failed = 0;
+  for (int i = 0; i < 100 && !failed; i++) {
+    eddy_future_t *w = eddy_stream_write_file(ws, fd, 0, 64 * KiB);
+    sfx_wait(w);
+    if (eddy_future_state(w) == EDDY_FUTURE_REJECTED) {
+      failed = 1;
+      ck_assert_int_eq(eddy_future_error(w), EDDY_ECLOSED);
+      int cause = eddy_future_cause(w);
+      ck_assert_msg(cause == -EPIPE || cause == -ECONNRESET, "cause %s",
+                    eddy_err_name(cause));
+    }
+    eddy_future_unref(w);
+  }
+  close(fd);
+  ck_assert_msg(failed, "file writes to a closed peer never failed");
+  assert_sigpipe_untouched();
 }
 END_TEST
 
@@ -2666,6 +2712,7 @@ static Suite *stream_suite(void) {
   add_kinds(wr, test_close_when_drained);
   add_kinds(wr, test_close_when_drained_idle);
   add_kinds(wr, test_no_sigpipe);
+  add_kinds(wr, test_no_sigpipe_write_file);
   tcase_add_loop_test(wr, test_shutdown_write, 0, 2); /* tcp, unix */
   tcase_add_loop_test(wr, test_shutdown_write_peer_replies, 0, 2);
   suite_add_tcase(s, wr);
