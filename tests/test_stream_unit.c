@@ -602,6 +602,42 @@ START_TEST(test_connect_unix_missing)
 }
 END_TEST
 
+/* A listener whose accept queue is full drops SYNs, so a connect to it
+ * hangs on loopback: connect_timeout must close the stream. */
+START_TEST(test_connect_timeout)
+{
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof(a);
+  ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+  ck_assert_int_eq(listen(l, 0), 0);
+  ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+  int fillers[4];
+  for (int i = 0; i < 4; i++) {
+    fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(fillers[i], (struct sockaddr *)&a, sizeof(a));
+  }
+  spin(0.05);
+
+  eddy_stream_options_t o;
+  eddy_stream_options_init(&o);
+  o.connect_timeout = 0.2;
+  eddy_stream_t *s = eddy_stream_new_socket(loop, -1, &o);
+  eddy_future_t *c = eddy_stream_connect(s, (struct sockaddr *)&a, sizeof(a));
+  expect_error(c, EDDY_ECLOSED, EDDY_ETIMEOUT);
+  ck_assert_int_eq(eddy_stream_error(s), EDDY_ETIMEOUT);
+  ck_assert_str_eq(eddy_stream_error_message(s), "connect timed out");
+  eddy_stream_unref(s);
+  for (int i = 0; i < 4; i++)
+    close(fillers[i]);
+  close(l);
+  spin(0.01);
+}
+END_TEST
+
 static int order_seq, connect_seq, write_seq;
 static void mark_connect(eddy_future_t *f, void *arg)
 {
@@ -849,6 +885,7 @@ static Suite *unit_suite(void)
   tcase_add_test(io, test_connect_refused);
   tcase_add_test(io, test_connect_unix_missing);
   tcase_add_test(io, test_connect_then_queued_write);
+  tcase_add_test(io, test_connect_timeout);
   tcase_add_test(io, test_cancel_read_keeps_bytes);
   tcase_add_test(io, test_bad_input);
   tcase_add_test(io, test_regex_binary);
