@@ -372,9 +372,16 @@ static eddy_future_t *write_mem(eddy_stream_t *s, const void *data, size_t len, 
   if (off < 0) {
     if (free_fn)
       free_fn(base);
-  } else if ((size_t)off == len) {
+  } else if ((size_t)off == len && len > 0) {
+    /* The hot path: the kernel took it all and nothing was queued before
+     * (send_inline requires that), so no waiter, drain or shutdown can
+     * depend on this write. */
     if (free_fn)
       free_fn(base);
+    eddy_future_resolve(f, NULL, NULL);
+    rc = 1;
+  } else if ((size_t)off == len) {
+    /* An empty write: waits for whatever is queued ahead. */
   } else {
     const char *rest = (const char *)data + off;
     size_t left = len - (size_t)off;
