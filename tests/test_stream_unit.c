@@ -773,7 +773,11 @@ START_TEST(test_bad_input)
   eddy_stream_options_init(&o);
   o.max_write_buffer_size = 1024;
   eddy_stream_t *t = eddy_stream_new_socket(loop, fds[1], &o);
-  expect_error(eddy_stream_write(t, "x", (size_t)-1), EDDY_EBUFFERFULL, 0);
+  expect_error(eddy_stream_write(t, "x", 4096), EDDY_EBUFFERFULL, 0);
+  expect_error(eddy_stream_write(t, "x", (size_t)-1), EDDY_EUSAGE, 0);
+  expect_error(eddy_stream_read_bytes(t, (size_t)-1, 0), EDDY_EUSAGE, 0);
+  char one;
+  expect_error(eddy_stream_read_into(t, &one, (size_t)-1, 0), EDDY_EUSAGE, 0);
   ck_assert(!eddy_stream_closed(t));
   eddy_future_t *r = eddy_stream_read_bytes(s, 1, 0);
   expect_error(eddy_stream_read_bytes(s, 1, 0), EDDY_EALREADYREADING, 0);

@@ -10,6 +10,7 @@
  * through the same code path as the event-driven case.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -407,7 +408,7 @@ eddy_future_t *eddy_stream_read_bytes(eddy_stream_t *s, size_t n, int partial)
   eddy_future_t *f;
   if (s && n == 0)
     return read_nothing(s, 1);
-  if (!read_admit(s, 0, &f))
+  if (!read_admit(s, n > SSIZE_MAX, &f))
     return f;
   s->rd.kind = EDDY__RK_BYTES;
   s->rd.n = n;
@@ -494,7 +495,7 @@ eddy_future_t *eddy_stream_read_into(eddy_stream_t *s, void *buf, size_t len, in
   eddy_future_t *f;
   if (s && len == 0)
     return read_nothing(s, 0);
-  if (!read_admit(s, !buf, &f))
+  if (!read_admit(s, !buf || len > SSIZE_MAX, &f))
     return f;
   s->rd.kind = EDDY__RK_INTO;
   s->rd.into = buf;

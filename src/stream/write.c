@@ -354,7 +354,7 @@ static void write_unborrow(eddy_future_t *f, void *arg);
 static eddy_future_t *write_mem(eddy_stream_t *s, const void *data, size_t len, void *base,
                                 eddy_free_fn free_fn, int borrowed, eddy_future_t *src)
 {
-  int code = (!data && len) ? EDDY_EUSAGE : write_check(s, len);
+  int code = ((!data && len) || len > SSIZE_MAX) ? EDDY_EUSAGE : write_check(s, len);
   if (code) {
     if (free_fn)
       free_fn(base);
@@ -479,7 +479,7 @@ eddy_future_t *eddy_stream_write_file(eddy_stream_t *s, int fd, off_t offset, si
     errno = EINVAL;
     return NULL;
   }
-  if (fd < 0 || offset < 0)
+  if (fd < 0 || offset < 0 || len > SSIZE_MAX)
     return eddy__stream_rejected(s, EDDY_EUSAGE);
   int code = write_check(s, len);
   if (code)
