@@ -90,8 +90,11 @@ static void on_stop_signal(eddy_loop_t *loop, int signo, void *arg)
 int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
           void *arg)
 {
+  eddy_tcp_server_options_t options;
+  eddy_tcp_server_options_init(&options);
+  options.tls_ctx = args->tls_ctx; /* NULL: plain TCP */
   eddy_loop_t *loop = eddy_loop_new();
-  eddy_tcp_server_t *srv = loop ? eddy_tcp_server_new(loop, NULL) : NULL;
+  eddy_tcp_server_t *srv = loop ? eddy_tcp_server_new(loop, &options) : NULL;
   if (srv == NULL) {
     perror("eddy");
     return 1;

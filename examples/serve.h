@@ -13,6 +13,7 @@ struct serve_args {
   int port;            /* 0: any free port */
   int processes;       /* 1: this process; <= 0: one per CPU */
   const char *certfile, *keyfile;
+  struct ssl_ctx_st *tls_ctx; /* not parsed: set it to serve TLS (borrowed) */
 };
 
 /**
@@ -25,7 +26,8 @@ void serve_parse_args(int argc, char **argv, int tls_options,
                       const char *usage, struct serve_args *args);
 
 /**
- * Listens as asked, prints "listening on ADDR:PORT" for every socket
+ * Listens as asked (TLS if args->tls_ctx is set), prints
+ * "listening on ADDR:PORT" for every socket
  * (flushed), forks the workers if asked, hands every connection to
  * @p handler, and returns once SIGINT or SIGTERM arrives and the open
  * connections have closed (or a second has passed).

@@ -9,6 +9,9 @@
 #   expired.pem / expired.key  foo.example.com, signed by the CA, valid only in 2020
 #   self.pem / self.key        foo.example.com, self-signed
 #   client.pem / client.key    "eddy test client" (clientAuth), signed by the CA
+#   localhost.pem / .key       "localhost" (SAN DNS:localhost, IP:127.0.0.1,
+#                              IP:::1), signed by the CA: for clients that
+#                              verify the URL's host (examples/http-get)
 #
 # EC P-256 keys: they are quick to make and every peer we test with speaks
 # ECDSA. Dates are explicit (openssl ca -startdate/-enddate) so the expired
@@ -54,6 +57,11 @@ basicConstraints = CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
 subjectAltName = DNS:\${ENV::EDDY_SAN}
+[ local_ext ]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1,IP:::1
 [ client_ext ]
 basicConstraints = CA:FALSE
 keyUsage = critical,digitalSignature
@@ -74,6 +82,7 @@ sign server foo.example.com server_ext 20240101000000Z 20491231235959Z
 sign bar bar.example.com server_ext 20240101000000Z 20491231235959Z
 sign expired foo.example.com server_ext 20200101000000Z 20200102000000Z
 sign client "eddy test client" client_ext 20240101000000Z 20491231235959Z
+sign localhost localhost local_ext 20240101000000Z 20491231235959Z
 
 # A self-signed certificate for the right name: rejected only because no
 # one trusts it.

@@ -1,9 +1,12 @@
 #!/bin/sh
 # examples/echo-server and examples/http-hello driven by real clients:
-# Python's socket module, a raw C client (tests/helpers/line-client), curl.
+# Python's socket module, a raw C client (tests/helpers/line-client), curl;
+# echo-server over TLS (--certfile/--keyfile, the certificates made by
+# tests/gen-certs.sh) with `openssl s_client -quiet` and Python's ssl.
 # Everything listens on 127.0.0.1 port 0, is bounded by `timeout`, and is
 # stopped by its PID. Run from the build directory (make check); skipped
-# without python3 or curl.
+# without python3 or curl; the TLS part is skipped without openssl or
+# Python's ssl module.
 set -u
 
 command -v python3 >/dev/null 2>&1 || { echo "skip: no python3"; exit 77; }
@@ -66,8 +69,9 @@ py() { timeout 30 python3 -c "$@"; }
 "$ECHO" --port 70000 >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad port: not exit 2"
 "$ECHO" --bogus 1 >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad option: not exit 2"
 "$HELLO" --certfile x >/dev/null 2>&1; [ $? -eq 2 ] || fail "http-hello took --certfile"
-"$ECHO" --certfile c.pem --keyfile k.pem 2>"$tmp/tls.err"; [ $? -eq 2 ] || fail "TLS: not exit 2"
-grep -q "TLS support is not built yet" "$tmp/tls.err" || fail "TLS: no clear message"
+"$ECHO" --keyfile k.pem >/dev/null 2>&1; [ $? -eq 2 ] || fail "--keyfile alone: not exit 2"
+"$ECHO" --certfile "$tmp/missing.pem" --keyfile k.pem 2>"$tmp/tls.err"; [ $? -eq 1 ] || fail "TLS: missing certfile not exit 1"
+grep -q "missing.pem" "$tmp/tls.err" || fail "TLS: no clear message: $(cat "$tmp/tls.err")"
 "$ECHO" --help | grep -q usage || fail "--help"
 
 # --- echo-server, one process -----------------------------------------------
@@ -116,6 +120,81 @@ for w in $supervisor $workers; do
     i=$((i + 1)); [ $i -le 100 ] || fail "worker $w outlived the supervisor"; sleep 0.1
   done
 done
+
+# --- echo-server over TLS -----------------------------------------------------
+certs=./tests/certs
+if ! command -v openssl >/dev/null 2>&1 || ! python3 -c 'import ssl' 2>/dev/null ||
+   [ ! -f "$certs/server.pem" ]; then
+  echo "skip: echo-server over TLS (no openssl, Python ssl or test certificates)"
+else
+  start echo_tls "$ECHO" --address 127.0.0.1 --port 0 \
+    --certfile "$certs/server.pem" --keyfile "$certs/server.key"
+  py "
+import subprocess
+# openssl s_client -quiet: verifies the chain and the name, prints only data.
+p = subprocess.Popen(['openssl', 's_client', '-connect', '127.0.0.1:$port',
+                      '-servername', 'foo.example.com', '-verify_hostname',
+                      'foo.example.com', '-CAfile', '$certs/ca.pem',
+                      '-verify_return_error', '-quiet'],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL)
+try:
+    p.stdin.write(b'hello over tls\n'); p.stdin.flush()
+    assert p.stdout.readline() == b'hello over tls\n', 's_client: no echo'
+    p.stdin.write(b'second line\n'); p.stdin.flush()
+    assert p.stdout.readline() == b'second line\n', 's_client: no second echo'
+finally:
+    p.kill()
+    p.wait()
+" || fail "openssl s_client against echo-server --certfile"
+  py "
+import socket, ssl
+ctx = ssl.create_default_context(cafile='$certs/ca.pem')
+def tls():
+    raw = socket.create_connection(('127.0.0.1', $port), timeout=10)
+    return ctx.wrap_socket(raw, server_hostname='foo.example.com')
+s = tls()
+assert s.version() in ('TLSv1.2', 'TLSv1.3'), s.version()
+s.sendall(b'hello\n')
+assert s.recv(100) == b'hello\n'
+lines = b''.join(b'line %d\n' % i for i in range(2000))
+big = b'y' * (2 << 20) + b'\n'
+s.sendall(lines + big)
+got = b''
+while len(got) < len(lines) + len(big):
+    chunk = s.recv(1 << 20)
+    assert chunk, 'closed early'
+    got += chunk
+assert got == lines + big, 'TLS echo differs'
+s.close()
+# Plain text to the TLS port: that connection fails, the server goes on.
+p = socket.create_connection(('127.0.0.1', $port), timeout=10)
+p.sendall(b'GET / HTTP/1.0\r\n\r\n')
+try:
+    while p.recv(4096):
+        pass
+except ConnectionResetError:
+    pass
+p.close()
+# A client that leaves in the middle of its handshake.
+p = socket.create_connection(('127.0.0.1', $port), timeout=10)
+p.sendall(b'\x16\x03\x01\x02\x00\x01')
+p.close()
+# A client that does not trust the server's CA is refused by its own check.
+try:
+    ssl.create_default_context().wrap_socket(
+        socket.create_connection(('127.0.0.1', $port), timeout=10),
+        server_hostname='foo.example.com')
+    raise SystemExit('an untrusted server was accepted')
+except ssl.SSLCertVerificationError:
+    pass
+s = tls()
+s.sendall(b'still here\n')
+assert s.recv(100) == b'still here\n'
+s.close()
+" || fail "python ssl client against echo-server --certfile"
+  stop echo_tls
+fi
 
 # --- http-hello ---------------------------------------------------------------
 start hello "$HELLO" --address 127.0.0.1 --port 0

@@ -76,6 +76,12 @@ EDDY_API int eddy_is_valid_ip(const char *s);
 
 typedef struct eddy_tcp_server eddy_tcp_server_t;
 
+/* OpenSSL's SSL_CTX, opaque here (eddy/tls.h builds one). */
+struct ssl_ctx_st;
+
+/** The default eddy_tcp_server_options_t::tls_handshake_timeout, seconds. */
+#define EDDY_DEFAULT_TLS_HANDSHAKE_TIMEOUT 30.0
+
 /** Server settings; initialise with eddy_tcp_server_options_init(). */
 typedef struct eddy_tcp_server_options {
   /** Options for every stream the server makes (limits, deadlines). */
@@ -85,8 +91,31 @@ typedef struct eddy_tcp_server_options {
    *  listeners pause until the queue has room. */
   size_t accept_queue;
   /** Most open connections handed out at once (0: no limit); at the limit
-   *  the listeners pause and resume when a connection closes. */
+   *  the listeners pause and resume when a connection closes. Connections
+   *  still in their TLS handshake under tls_handshake_first count too. */
   size_t max_connections;
+  /** Serve TLS (NULL, the default: plain TCP). Every accepted connection
+   *  becomes a server-side TLS stream (eddy_stream_new_tls()) whose
+   *  handshake starts at once. The context is borrowed by
+   *  eddy_tcp_server_new(), which takes a reference of its own
+   *  (SSL_CTX_up_ref) and drops it when the server is freed: the caller may
+   *  free its reference right after. Build it with
+   *  eddy_tls_server_context() (eddy/tls.h) or bring any server SSL_CTX. */
+  struct ssl_ctx_st *tls_ctx;
+  /** With tls_ctx: zero (the default, as Tornado) hands each stream out at
+   *  once, its handshake still running (reads wait for it, writes are
+   *  queued until it ends; eddy_stream_wait_for_handshake() waits for it
+   *  explicitly). Non-zero hands a stream out only once its handshake has
+   *  succeeded; a connection whose handshake fails, times out or is
+   *  dropped by the client is closed without reaching the handler or an
+   *  accept future, and logged at info level. */
+  int tls_handshake_first;
+  /** With tls_ctx: seconds a connection may take to finish its handshake
+   *  (default EDDY_DEFAULT_TLS_HANDSHAKE_TIMEOUT; a negative value: no
+   *  limit). A connection still handshaking then is closed with error
+   *  EDDY_ETIMEOUT (Tornado #2785: stalled handshakes pinned connections),
+   *  whether or not it was handed out. 0 means the default. */
+  double tls_handshake_timeout;
 } eddy_tcp_server_options_t;
 
 /** Fills @p options with the defaults. */
@@ -332,9 +361,24 @@ typedef struct eddy_tcp_connect_options {
   /** Bind to this port first (0: no); alone, with the wildcard address of
    *  each attempt's family (not loopback, unlike Tornado). */
   int source_port;
-  double timeout;               /**< seconds for everything (0: none) */
+  /** Seconds for everything: resolving, connecting and, with tls_ctx, the
+   *  TLS handshake (0: none). When it passes, every socket the connect
+   *  made is closed (Tornado #3614 leaked the TLS one). */
+  double timeout;
   double fallback_delay;        /**< Happy Eyeballs delay (0.3 s; 0 too) */
   eddy_resolver_t *resolver;    /**< borrowed; NULL: a default resolver */
+  /** Speak TLS (NULL, the default: plain TCP): once connected, the stream
+   *  becomes a client-side TLS stream and the connect future resolves
+   *  only after the handshake. Verification is the context's: one from
+   *  eddy_tls_client_context() verifies the server's chain and name by
+   *  default. Borrowed for the call: the stream takes its own reference
+   *  (and the connect one until it ends), so the caller may free the
+   *  context as soon as eddy_tcp_connect() returns. */
+  struct ssl_ctx_st *tls_ctx;
+  /** With tls_ctx: the name sent as SNI and checked against the server's
+   *  certificate (NULL: the host argument; an IP literal is checked
+   *  against the certificate's IP addresses and sent as no SNI). Copied. */
+  const char *server_hostname;
 } eddy_tcp_connect_options_t;
 
 /** Fills @p options with the defaults. */
@@ -344,20 +388,27 @@ EDDY_API void eddy_tcp_connect_options_init(eddy_tcp_connect_options_t *options)
  * Connects to @p host (a name or an IP literal) and @p port. The name is
  * resolved off the loop thread; the addresses are tried with Happy Eyeballs
  * (the other family starts after fallback_delay or as soon as an attempt
- * fails; the first to connect wins and the others are closed). One timeout
- * covers resolving and connecting. Cancelling the future closes every
- * attempt and drops a late lookup answer. A source bind that fails fails
- * that attempt only: the next address is tried (Tornado gave up at once).
+ * fails; the first to connect wins and the others are closed). With
+ * options->tls_ctx the winner then does its TLS handshake, as
+ * server_hostname (default @p host). One timeout covers resolving,
+ * connecting and the handshake. Cancelling the future, or its timeout,
+ * closes every attempt, the stream in its handshake included, and drops a
+ * late lookup answer. A source bind that fails fails that attempt only:
+ * the next address is tried (Tornado gave up at once).
  *
- * @param options copied; NULL for defaults.
+ * @param options copied (server_hostname too); NULL for defaults.
  * @return a new reference to a future resolved with the connected stream
- *         (as for eddy_stream_connect()), or rejected with EDDY_ECLOSED and
+ *         (a reference held as the value, as for eddy_stream_connect();
+ *         with TLS, handshake done), or rejected with EDDY_ECLOSED and
  *         the last attempt's cause (-ECONNREFUSED...), EDDY_ETIMEOUT,
- *         EDDY_ENONAME, a source bind error (-EADDRNOTAVAIL, -EACCES), or
- *         EDDY_EUSAGE for bad arguments (NULL or empty host, port outside
- *         1-65535, unknown family, negative timeout, a source_ip that is
- *         not an IP literal of the family asked for). NULL with errno
- *         EINVAL if @p loop is NULL (there is no loop to own a future).
+ *         EDDY_ENONAME, a source bind error (-EADDRNOTAVAIL, -EACCES),
+ *         EDDY_ETLS for a failed handshake with OpenSSL's reason ("TLS
+ *         handshake failed: certificate verify failed: self-signed
+ *         certificate"), or EDDY_EUSAGE for bad arguments (NULL or empty
+ *         host, port outside 1-65535, unknown family, negative timeout, a
+ *         source_ip that is not an IP literal of the family asked for).
+ *         NULL with errno EINVAL if @p loop is NULL (there is no loop to
+ *         own a future).
  */
 EDDY_API eddy_future_t *eddy_tcp_connect(eddy_loop_t *loop, const char *host,
                                          int port,

@@ -11,6 +11,13 @@
  * bind fails that attempt only, with the bind's errno as the code, and the
  * next address is tried (Tornado aborted the whole connect: quirk Q8); the
  * connect fails with it once every address has failed.
+ *
+ * TLS. With a tls_ctx the winning stream is switched to TLS in place
+ * (eddy_stream_start_tls(): a freshly connected stream is idle) and the
+ * result waits for the handshake, bounded by what is left of the timeout.
+ * The op holds the stream until then and closes it on any failure, timeout
+ * or cancellation: the TLS stream never outlives an abandoned connect
+ * (Tornado #3614).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,7 +28,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "eddy/tcp.h"
+#include "eddy/tls.h"
 #include "tcp/connector.h"
 
 #define DEFAULT_FALLBACK_DELAY 0.3
@@ -31,6 +41,10 @@ struct connect_op {
   eddy_future_t *result;     /* what the caller got */
   eddy_future_t *resolving;  /* the lookup, while it runs */
   eddy_future_t *connecting; /* the connector's result, while it runs */
+  eddy_future_t *handshaking; /* the TLS handshake, while it runs */
+  eddy_stream_t *tls_stream;  /* the stream in its handshake (our ref) */
+  SSL_CTX *tls_ctx;           /* our reference; NULL: plain TCP */
+  char *server_hostname;      /* with tls_ctx: SNI and name check */
   int family;
   eddy_stream_options_t stream;
   double fallback_delay;
@@ -166,14 +180,64 @@ static void op_free(struct connect_op *op)
 {
   eddy_future_unref(op->resolving);
   eddy_future_unref(op->connecting);
+  eddy_future_unref(op->handshaking);
+  eddy_stream_unref(op->tls_stream);
+  SSL_CTX_free(op->tls_ctx);
+  free(op->server_hostname);
   eddy_future_unref(op->result);
   free(op);
+}
+
+static void on_handshake(eddy_future_t *hs, void *arg)
+{
+  struct connect_op *op = arg;
+
+  eddy_future_on_cancel(op->result, NULL, NULL);
+  if (eddy_future_state(hs) == EDDY_FUTURE_RESOLVED) {
+    eddy_future_settle_as(op->result, hs); /* shares the stream reference */
+  } else {
+    int code = eddy_future_error(hs);
+    eddy_stream_close(op->tls_stream, code == EDDY_ECANCELLED ? 0 : code);
+    if (code == EDDY_ETIMEOUT)
+      eddy_future_reject(op->result, EDDY_ETIMEOUT,
+                         "timed out during the TLS handshake with %s",
+                         op->server_hostname);
+    else
+      eddy_future_settle_as(op->result, hs); /* unless cancelled */
+  }
+  op_free(op);
+}
+
+/* Connected: switch @s to TLS and wait for the handshake, within what is
+ * left of the deadline. On failure the result is settled and op freed. */
+static void start_handshake(struct connect_op *op, eddy_stream_t *s)
+{
+  eddy_future_t *hs;
+
+  op->tls_stream = eddy_stream_ref(s);
+  hs = eddy_stream_start_tls(s, 0, op->tls_ctx, op->server_hostname);
+  if (hs != NULL && op->deadline > 0)
+    hs = eddy_with_timeout(hs, op->deadline - eddy_loop_time(op->loop));
+  op->handshaking = hs;
+  if (hs == NULL || eddy_future_add_done(hs, on_handshake, op) < 0) {
+    if (hs != NULL)
+      eddy_future_cancel(hs);
+    eddy_stream_close(s, -ENOMEM);
+    eddy_future_on_cancel(op->result, NULL, NULL);
+    eddy_future_reject(op->result, -ENOMEM, NULL);
+    op_free(op);
+  }
 }
 
 static void on_connected(eddy_future_t *connecting, void *arg)
 {
   struct connect_op *op = arg;
 
+  if (op->tls_ctx != NULL && !eddy_future_done(op->result) &&
+      eddy_future_state(connecting) == EDDY_FUTURE_RESOLVED) {
+    start_handshake(op, eddy_future_value(connecting));
+    return;
+  }
   eddy_future_on_cancel(op->result, NULL, NULL);
   eddy_future_settle_as(op->result, connecting); /* unless cancelled */
   op_free(op);
@@ -261,6 +325,10 @@ static void on_cancel(eddy_future_t *result, void *arg)
     eddy_future_cancel(op->resolving); /* on_resolved drops the answer */
   if (op->connecting != NULL)
     eddy_future_cancel(op->connecting); /* closes every attempt */
+  if (op->handshaking != NULL) {
+    eddy_stream_close(op->tls_stream, 0);
+    eddy_future_cancel(op->handshaking); /* on_handshake frees op */
+  }
 }
 
 /* Parses source_ip (an IP literal) and narrows *family to its family. */
@@ -352,6 +420,14 @@ eddy_future_t *eddy_tcp_connect(eddy_loop_t *loop, const char *host, int port,
                                 "eddy_tcp_connect: source %s port %d is not "
                                 "an IP address of the requested family",
                                 o.source_ip ? o.source_ip : "*", o.source_port);
+  }
+  if (o.tls_ctx != NULL) {
+    op->server_hostname = strdup(o.server_hostname != NULL ? o.server_hostname : host);
+    if (op->server_hostname == NULL || SSL_CTX_up_ref(o.tls_ctx) != 1) {
+      op_free(op);
+      return eddy_future_rejected(loop, -ENOMEM, NULL);
+    }
+    op->tls_ctx = o.tls_ctx;
   }
   op->result = eddy_future_new(loop);
   resolver = o.resolver;

@@ -14,14 +14,27 @@
  * closes when its last reference goes), so it holds a weak pointer plus a
  * reference to the stream's wait_closed future: while that future is
  * pending the stream is open, hence alive, and the pointer is valid.
+ *
+ * TLS. With a tls_ctx every accepted socket becomes a server-side TLS
+ * stream. A handshake guard (same weak-pointer scheme) closes it with
+ * EDDY_ETIMEOUT if its handshake has not ended by tls_handshake_timeout,
+ * handed out or not. With tls_handshake_first the server itself waits for
+ * the handshake (struct handshaking, in srv->handshaking until it ends) and
+ * only then hands the stream out; failures are closed and logged at info.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "common/list.h"
 #include "eddy/tcp.h"
+#include "eddy/tls.h"
 #include "loop/loop_internal.h"
 #include "tcp/acceptor.h"
 
@@ -36,6 +49,24 @@ struct conn {
   eddy_future_t *closed;  /* the stream's wait_closed future */
   eddy_stream_t *held;    /* the handler's reference, until its future settles */
   int refs;               /* the close watch, plus the handler's future */
+};
+
+/* Closes a TLS stream whose handshake outlives its deadline; freed when
+ * the stream closes. */
+struct hs_guard {
+  eddy_stream_t *s;      /* weak: valid while `closed` is pending */
+  eddy_future_t *closed; /* the stream's wait_closed future */
+  eddy_timer_t *timer;
+};
+
+/* A TLS connection whose handshake the server waits for before handing it
+ * out (tls_handshake_first). */
+struct handshaking {
+  struct eddy_list node; /* in srv->handshaking */
+  eddy_tcp_server_t *srv;
+  eddy_stream_t *s; /* our reference */
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
 };
 
 /* A connection nobody has claimed yet. */
@@ -65,6 +96,9 @@ struct eddy_tcp_server {
   struct eddy_list conns; /* every struct conn alive */
   size_t nopen;           /* handed out and not yet seen closed */
 
+  struct eddy_list handshaking; /* struct handshaking, oldest first */
+  size_t nhandshaking;
+
   eddy_future_t *shutdown; /* pending until conns is empty */
   eddy_timer_t *grace;
 
@@ -88,6 +122,7 @@ static void server_release(void *arg)
     return;
   eddy_timer_free(srv->grace);
   eddy_future_unref(srv->shutdown);
+  SSL_CTX_free(srv->opts.tls_ctx);
   free(srv->waiters);
   free(srv->queue);
   free(srv->bound);
@@ -109,7 +144,7 @@ static void update_pause(eddy_tcp_server_t *srv)
 {
   size_t max = srv->opts.max_connections;
   int full = srv->qlen >= srv->opts.accept_queue ||
-             (max > 0 && srv->nopen + srv->qlen >= max);
+             (max > 0 && srv->nopen + srv->qlen + srv->nhandshaking >= max);
   eddy__acceptor_pause(&srv->acc, full);
 }
 
@@ -289,23 +324,149 @@ static struct queued dequeue(eddy_tcp_server_t *srv)
   return e;
 }
 
-static void on_accepted(void *owner, int fd, const struct sockaddr *peer,
-                        socklen_t peer_len)
+/* Hands @s (consumed) to an accept future, the handler or the queue. */
+static void dispatch(eddy_tcp_server_t *srv, eddy_stream_t *s,
+                     const struct sockaddr *peer, socklen_t peer_len)
 {
-  eddy_tcp_server_t *srv = owner;
-  eddy_stream_t *s = eddy_stream_new_socket(srv->loop, fd, &srv->opts.stream);
-  if (s == NULL) {
-    eddy__log(srv->loop, EDDY_LOG_WARNING,
-              "cannot make a stream for an accepted connection: %s",
-              strerror(errno));
-    return;
-  }
   if (resolve_waiter(srv, s))
     ;
   else if (srv->handler != NULL)
     call_handler(srv, s, peer);
   else if (enqueue(srv, s, peer, peer_len) < 0)
     drop_stream(srv, s, "out of memory");
+}
+
+/* ------------------------------------------------------------------------ */
+/* TLS: handshake deadline, handshake first                                  */
+/* ------------------------------------------------------------------------ */
+
+static void on_guard_deadline(void *arg)
+{
+  struct hs_guard *g = arg;
+  if (!eddy_future_done(g->closed) && !eddy_stream_tls_handshake_done(g->s))
+    eddy_stream_close(g->s, EDDY_ETIMEOUT);
+}
+
+static void on_guard_closed(eddy_future_t *f, void *arg)
+{
+  struct hs_guard *g = arg;
+  (void)f;
+  eddy_timer_free(g->timer);
+  eddy_future_unref(g->closed);
+  free(g);
+}
+
+/* Bounds @s's handshake by the server's handshake timeout. */
+static int guard_handshake(eddy_tcp_server_t *srv, eddy_stream_t *s)
+{
+  double timeout = srv->opts.tls_handshake_timeout;
+  if (timeout < 0)
+    return 0;
+  struct hs_guard *g = calloc(1, sizeof *g);
+  if (g == NULL)
+    return -ENOMEM;
+  g->s = s;
+  g->timer = eddy_timer_new(srv->loop, on_guard_deadline, g);
+  g->closed = g->timer != NULL ? eddy_stream_wait_closed(s) : NULL;
+  if (g->closed == NULL ||
+      eddy_future_add_done(g->closed, on_guard_closed, g) < 0) {
+    eddy_future_unref(g->closed);
+    eddy_timer_free(g->timer);
+    free(g);
+    return -ENOMEM;
+  }
+  eddy_timer_start(g->timer, timeout, 0);
+  return 0;
+}
+
+/* "127.0.0.1:4321" or "[::1]:4321", for log lines. */
+static const char *peer_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    port = ntohs(a->sin_port);
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    port = ntohs(a->sin6_port);
+  }
+  snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
+           port);
+  return buf;
+}
+
+static void on_handshake_done(eddy_future_t *f, void *arg)
+{
+  struct handshaking *h = arg;
+  eddy_tcp_server_t *srv = h->srv;
+
+  eddy_list_remove(&h->node);
+  srv->nhandshaking--;
+  if (eddy_future_error(f) != 0 || srv->stopped) {
+    char peer[INET6_ADDRSTRLEN + 16];
+    if (eddy_future_error(f) != 0)
+      eddy__log(srv->loop, EDDY_LOG_INFO, "TLS handshake with %s failed: %s",
+                peer_text((struct sockaddr *)&h->peer, peer, sizeof peer),
+                eddy_future_cause(f) == EDDY_ETIMEOUT
+                    ? "timed out" : eddy_future_message(f));
+    eddy_stream_close(h->s, 0);
+    eddy_stream_unref(h->s);
+  } else {
+    dispatch(srv, h->s, (struct sockaddr *)&h->peer, h->peer_len);
+  }
+  if (!srv->stopped)
+    update_pause(srv);
+  free(h);
+  server_release(srv);
+}
+
+/* Waits for @s's handshake (consumes @s), then dispatches it. */
+static void handshake_first(eddy_tcp_server_t *srv, eddy_stream_t *s,
+                            const struct sockaddr *peer, socklen_t peer_len)
+{
+  struct handshaking *h = calloc(1, sizeof *h);
+  eddy_future_t *f = h != NULL ? eddy_stream_wait_for_handshake(s) : NULL;
+  if (f == NULL || eddy_future_add_done(f, on_handshake_done, h) < 0) {
+    eddy_future_unref(f);
+    free(h);
+    drop_stream(srv, s, "out of memory");
+    return;
+  }
+  eddy_future_unref(f);
+  h->srv = srv;
+  h->s = s;
+  h->peer_len = peer_len <= sizeof h->peer ? peer_len : sizeof h->peer;
+  memcpy(&h->peer, peer, h->peer_len);
+  eddy_list_insert_tail(&srv->handshaking, &h->node);
+  srv->nhandshaking++;
+  server_hold(srv);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void on_accepted(void *owner, int fd, const struct sockaddr *peer,
+                        socklen_t peer_len)
+{
+  eddy_tcp_server_t *srv = owner;
+  SSL_CTX *ctx = srv->opts.tls_ctx;
+  eddy_stream_t *s =
+      ctx != NULL ? eddy_stream_new_tls(srv->loop, fd, ctx, 1, NULL, &srv->opts.stream)
+                  : eddy_stream_new_socket(srv->loop, fd, &srv->opts.stream);
+  if (s == NULL) {
+    eddy__log(srv->loop, EDDY_LOG_WARNING,
+              "cannot make a stream for an accepted connection: %s",
+              strerror(errno));
+    return;
+  }
+  if (ctx != NULL && guard_handshake(srv, s) < 0)
+    drop_stream(srv, s, "out of memory");
+  else if (ctx != NULL && srv->opts.tls_handshake_first)
+    handshake_first(srv, s, peer, peer_len);
+  else
+    dispatch(srv, s, peer, peer_len);
   if (!srv->stopped)
     update_pause(srv);
 }
@@ -362,7 +523,16 @@ eddy_tcp_server_t *eddy_tcp_server_new(eddy_loop_t *loop,
     eddy_tcp_server_options_init(&srv->opts);
   if (srv->opts.accept_queue == 0)
     srv->opts.accept_queue = DEFAULT_ACCEPT_QUEUE;
+  if (!(srv->opts.tls_handshake_timeout != 0)) /* 0 or NaN */
+    srv->opts.tls_handshake_timeout = EDDY_DEFAULT_TLS_HANDSHAKE_TIMEOUT;
+  if (srv->opts.tls_ctx != NULL && SSL_CTX_up_ref(srv->opts.tls_ctx) != 1) {
+    eddy_timer_free(srv->grace);
+    free(srv);
+    errno = ENOMEM;
+    return NULL;
+  }
   eddy_list_init(&srv->conns);
+  eddy_list_init(&srv->handshaking);
   srv->drain_task.run = run_drain;
   eddy__acceptor_init(&srv->acc, loop, &acceptor_ops, srv);
   return srv;
@@ -525,6 +695,10 @@ void eddy_tcp_server_stop(eddy_tcp_server_t *srv)
     eddy_stream_close(e.s, 0);
     eddy_stream_unref(e.s);
   }
+  /* Their handshake waits then fail, and on_handshake_done drops them. */
+  struct eddy_list *pos, *tmp;
+  eddy_list_foreach_safe(pos, tmp, &srv->handshaking)
+    eddy_stream_close(eddy_container_of(pos, struct handshaking, node)->s, 0);
 }
 
 eddy_future_t *eddy_tcp_server_shutdown(eddy_tcp_server_t *srv, double grace)
