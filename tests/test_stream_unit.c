@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <signal.h>
@@ -638,6 +639,42 @@ START_TEST(test_connect_timeout)
 }
 END_TEST
 
+/* IPv6 (skipped where ::1 cannot be bound), peer address, TCP_NODELAY. */
+START_TEST(test_connect_ipv6_nodelay)
+{
+  int l = socket(AF_INET6, SOCK_STREAM, 0);
+  struct sockaddr_in6 a;
+  memset(&a, 0, sizeof(a));
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  socklen_t alen = sizeof(a);
+  if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0) {
+    if (l >= 0)
+      close(l);
+    return; /* no IPv6 loopback here */
+  }
+  ck_assert_int_eq(listen(l, 4), 0);
+  ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+  eddy_stream_t *s = eddy_stream_new_socket(loop, -1, NULL);
+  eddy_future_t *c = eddy_stream_connect(s, (struct sockaddr *)&a, sizeof(a));
+  wait_for(c);
+  ck_assert_int_eq(eddy_future_state(c), EDDY_FUTURE_RESOLVED);
+  eddy_future_unref(c);
+  struct sockaddr_storage peer;
+  socklen_t plen = 0;
+  ck_assert_int_eq(eddy_stream_peer_address(s, &peer, &plen), 0);
+  ck_assert_int_eq(peer.ss_family, AF_INET6);
+  ck_assert_int_eq(eddy_stream_set_nodelay(s, 1), 0);
+  int on = 0;
+  socklen_t olen = sizeof(on);
+  getsockopt(eddy_stream_fd(s), IPPROTO_TCP, TCP_NODELAY, &on, &olen);
+  ck_assert_int_ne(on, 0);
+  eddy_stream_unref(s);
+  close(l);
+  spin(0.01);
+}
+END_TEST
+
 static int order_seq, connect_seq, write_seq;
 static void mark_connect(eddy_future_t *f, void *arg)
 {
@@ -890,6 +927,7 @@ static Suite *unit_suite(void)
   tcase_add_test(io, test_connect_unix_missing);
   tcase_add_test(io, test_connect_then_queued_write);
   tcase_add_test(io, test_connect_timeout);
+  tcase_add_test(io, test_connect_ipv6_nodelay);
   tcase_add_test(io, test_cancel_read_keeps_bytes);
   tcase_add_test(io, test_bad_input);
   tcase_add_test(io, test_regex_binary);

@@ -60,7 +60,9 @@ void eddy__io_update(eddy_stream_t *s)
 
 static void read_failed(eddy_stream_t *s, int e)
 {
-  if (!eddy__is_reset(e))
+  /* A pipe whose writer went away may read as EBADF on some systems
+   * (Tornado's PipeIOStream): a close, not worth a warning. */
+  if (!eddy__is_reset(e) && !(s->is_pipe && e == EBADF))
     eddy__log(s->loop, EDDY_LOG_WARNING, "Read error on fd %d: %s", s->fd, strerror(e));
   eddy__stream_close(s, -e, NULL);
 }
