@@ -110,11 +110,12 @@ typedef struct eddy_tcp_server_options {
    *  dropped by the client is closed without reaching the handler or an
    *  accept future, and logged at info level. */
   int tls_handshake_first;
-  /** With tls_ctx: seconds a connection may take to finish its handshake
-   *  (default EDDY_DEFAULT_TLS_HANDSHAKE_TIMEOUT; a negative value: no
-   *  limit). A connection still handshaking then is closed with error
-   *  EDDY_ETIMEOUT (Tornado #2785: stalled handshakes pinned connections),
-   *  whether or not it was handed out. 0 means the default. */
+  /** With tls_ctx: seconds from the accept a connection may take to
+   *  finish its handshake (0 or NaN: EDDY_DEFAULT_TLS_HANDSHAKE_TIMEOUT;
+   *  negative: no limit). A connection still handshaking then is closed
+   *  with error EDDY_ETIMEOUT (Tornado #2785: stalled handshakes pinned
+   *  connections), whether or not it was handed out. It does not apply
+   *  after the handshake: use the stream options' deadlines for that. */
   double tls_handshake_timeout;
 } eddy_tcp_server_options_t;
 
@@ -125,7 +126,8 @@ EDDY_API void eddy_tcp_server_options_init(eddy_tcp_server_options_t *options);
  * The connection handler (Tornado's handle_stream). @p s is borrowed: the
  * server holds a reference until the returned future settles (or, if the
  * handler returns NULL, until the handler returns): eddy_stream_ref() it to
- * keep it longer. A returned future that fails is logged (EDDY_ECLOSED at
+ * keep it longer. On a TLS server @p s is a TLS stream, its handshake
+ * running or, with tls_handshake_first, done. A returned future that fails is logged (EDDY_ECLOSED at
  * debug level, anything else as a warning) and never stops the server.
  */
 typedef eddy_future_t *(*eddy_stream_handler_fn)(eddy_stream_t *s,
@@ -136,9 +138,10 @@ typedef eddy_future_t *(*eddy_stream_handler_fn)(eddy_stream_t *s,
  * A new server on @p loop. It listens on nothing until listen, bind+start or
  * add_sockets.
  *
- * @param options copied; NULL for defaults.
+ * @param options copied; NULL for defaults. options->tls_ctx is borrowed:
+ *                the server takes its own reference.
  * @return the server (free it with eddy_tcp_server_free()), or NULL with
- *         errno set.
+ *         errno set (EINVAL for a NULL loop, ENOMEM).
  */
 EDDY_API eddy_tcp_server_t *eddy_tcp_server_new(eddy_loop_t *loop,
                                                 const eddy_tcp_server_options_t *options);
@@ -151,8 +154,9 @@ EDDY_API void eddy_tcp_server_set_handler(eddy_tcp_server_t *srv,
  * A future resolved with the next accepted stream (the future's value holds
  * a reference to it; take it with eddy_future_take() to own the stream, and
  * read the peer with eddy_stream_peer_address()). Connections that arrive
- * while no accept is pending wait in the accept queue. Rejected with
- * EDDY_ECLOSED once the server is stopped.
+ * while no accept is pending wait in the accept queue. On a TLS server the
+ * stream is a TLS stream, as for the handler. Rejected with EDDY_ECLOSED
+ * once the server is stopped.
  */
 EDDY_API eddy_future_t *eddy_tcp_server_accept(eddy_tcp_server_t *srv);
 
@@ -217,7 +221,8 @@ EDDY_API size_t eddy_tcp_server_sockets(const eddy_tcp_server_t *srv, int *fds,
 
 /**
  * Stops accepting at once and closes the listening sockets; queued but
- * unclaimed connections are closed, pending accept futures are rejected
+ * unclaimed connections, and those still in their TLS handshake under
+ * tls_handshake_first, are closed; pending accept futures are rejected
  * with EDDY_ECLOSED. Streams already handed out go on. Idempotent, and safe
  * from inside a handler.
  */
@@ -240,8 +245,9 @@ EDDY_API eddy_future_t *eddy_tcp_server_shutdown(eddy_tcp_server_t *srv,
 EDDY_API size_t eddy_tcp_server_connection_count(const eddy_tcp_server_t *srv);
 
 /**
- * Stops the server and frees it. Streams handed out live on. NULL is
- * allowed.
+ * Stops the server and frees it. Streams handed out live on. The server's
+ * TLS context reference goes once nothing refers to the server any more
+ * (streams keep their own). NULL is allowed.
  */
 EDDY_API void eddy_tcp_server_free(eddy_tcp_server_t *srv);
 

@@ -523,7 +523,7 @@ eddy_tcp_server_t *eddy_tcp_server_new(eddy_loop_t *loop,
     eddy_tcp_server_options_init(&srv->opts);
   if (srv->opts.accept_queue == 0)
     srv->opts.accept_queue = DEFAULT_ACCEPT_QUEUE;
-  if (!(srv->opts.tls_handshake_timeout != 0)) /* 0 or NaN */
+  if (!(srv->opts.tls_handshake_timeout > 0 || srv->opts.tls_handshake_timeout < 0))
     srv->opts.tls_handshake_timeout = EDDY_DEFAULT_TLS_HANDSHAKE_TIMEOUT;
   if (srv->opts.tls_ctx != NULL && SSL_CTX_up_ref(srv->opts.tls_ctx) != 1) {
     eddy_timer_free(srv->grace);
