@@ -355,7 +355,11 @@ static void xor_destroy(void *ctx)
 }
 
 static const struct eddy__filter_ops xor_ops = {
-    "xor", xor_start, xor_decode, xor_encode, NULL, NULL, xor_destroy,
+    .name = "xor",
+    .start = xor_start,
+    .decode = xor_decode,
+    .encode = xor_encode,
+    .destroy = xor_destroy,
 };
 
 static char *pattern(size_t n)

@@ -46,9 +46,60 @@ int eddy__filter_fail(struct eddy__filter *f, int code, const char *fmt, ...)
   return code;
 }
 
-static void filter_failed(eddy_stream_t *s, int rc)
+struct eddy__filter *eddy__stream_filter(const eddy_stream_t *s)
 {
+  return s ? s->filter : NULL;
+}
+
+void eddy__filter_eof_seen(struct eddy__filter *f)
+{
+  f->eof_seen = 1;
+}
+
+/*
+ * The last words of a stream about to close: one non-blocking attempt to
+ * hand raw_out (a fatal alert, a close_notify) to the kernel, with
+ * MSG_NOSIGNAL (SIGPIPE-safe on pipes too). Nothing waits for the rest and
+ * errors are ignored: the stream closes next either way.
+ */
+void eddy__filter_last_send(eddy_stream_t *s)
+{
+  size_t n = eddy__buf_len(&s->raw_out);
+  if (n == 0 || s->state != EDDY__ST_OPEN || s->fd < 0)
+    return;
+  struct iovec iov = {eddy__buf_head(&s->raw_out), n};
+  ssize_t r = eddy__write_raw(s, &iov, 1);
+  if (r > 0) {
+    eddy__buf_consume(&s->raw_out, (size_t)r);
+    eddy__stream_note_io(s);
+  }
+}
+
+/* A hook failed: the output it left (the alert telling the peer why) gets
+ * its one try, then the stream closes with the hook's error. */
+void eddy__filter_failed(eddy_stream_t *s, int rc)
+{
+  eddy__filter_last_send(s);
   eddy__stream_close(s, rc, s->filter->message);
+}
+
+/*
+ * A close without error is coming (local, or the peer's orderly end): the
+ * filter appends its closing record (TLS close_notify), once, unless
+ * queued plaintext is about to be dropped -- a closing record would tell
+ * the peer it got everything. @return 1 if raw_out holds bytes to send.
+ */
+int eddy__filter_say_goodbye(eddy_stream_t *s)
+{
+  struct eddy__filter *f = s->filter;
+  if (!f || !s->filter_started || s->state != EDDY__ST_OPEN)
+    return 0;
+  if (!s->filter_closing && eddy__wq_empty(&s->wq)) {
+    s->filter_closing = 1;
+    if (f->ops->shutdown && f->ops->shutdown(f) < 0)
+      return 0; /* no record to send; the close goes on */
+  }
+  return eddy__buf_len(&s->raw_out) > 0;
 }
 
 void eddy__filter_free(eddy_stream_t *s)
@@ -63,23 +114,31 @@ void eddy__filter_free(eddy_stream_t *s)
   free(f);
 }
 
-int eddy__filter_eof(eddy_stream_t *s)
+/* The transport reached EOF: an orderly close unless the filter calls it
+ * a truncation. */
+void eddy__filter_eof(eddy_stream_t *s)
 {
   struct eddy__filter *f = s->filter;
-  return f->ops->eof ? f->ops->eof(f) : 0;
+  int rc = f->ops->eof ? f->ops->eof(f) : 0;
+  if (rc < 0)
+    eddy__filter_failed(s, rc);
+  else
+    eddy__stream_close(s, 0, NULL);
 }
 
 /* Offers raw_in to decode until it takes no more, then sends what that
  * produced (and plaintext the filter may accept now, e.g. once its
- * handshake finished). @return 0, or -1 if the stream closed. */
+ * handshake finished). If decode saw the peer's end (eddy__filter_eof_seen)
+ * the stream closes as on EOF, after its own closing record's one try.
+ * @return 0, or -1 if the stream closed. */
 int eddy__filter_input(eddy_stream_t *s)
 {
   struct eddy__filter *f = s->filter;
-  while (eddy__buf_len(&s->raw_in)) {
+  while (eddy__buf_len(&s->raw_in) && !f->eof_seen) {
     size_t len = eddy__buf_len(&s->raw_in), used = 0;
     int rc = f->ops->decode(f, eddy__buf_head(&s->raw_in), len, &used);
     if (rc < 0) {
-      filter_failed(s, rc);
+      eddy__filter_failed(s, rc);
       return -1;
     }
     if (used > len)
@@ -87,6 +146,14 @@ int eddy__filter_input(eddy_stream_t *s)
     eddy__buf_consume(&s->raw_in, used);
     if (used == 0)
       break;
+  }
+  if (f->eof_seen) {
+    /* Plaintext decoded before the end is in the read buffer: the close
+     * completes the pending read with it (R9), as a recv of 0 would. */
+    eddy__filter_say_goodbye(s);
+    eddy__filter_last_send(s);
+    eddy__stream_close(s, 0, NULL);
+    return -1;
   }
   if ((eddy__buf_len(&s->raw_out) || !eddy__wq_empty(&s->wq)) && !s->write_waiting)
     eddy__write_flush(s);
@@ -142,7 +209,7 @@ int eddy__filter_output(eddy_stream_t *s)
     int rc = f->ops->encode(f, bytes, n, &used);
     free(scratch);
     if (rc < 0) {
-      filter_failed(s, rc);
+      eddy__filter_failed(s, rc);
       return -1;
     }
     if (used > n)
@@ -164,7 +231,7 @@ int eddy__filter_begin(eddy_stream_t *s)
   if (f->ops->start) {
     int rc = f->ops->start(f);
     if (rc < 0) {
-      filter_failed(s, rc);
+      eddy__filter_failed(s, rc);
       return rc;
     }
   }
@@ -198,6 +265,7 @@ int eddy__stream_start_filter(eddy_stream_t *s, const struct eddy__filter_ops *o
   f->ctx = ctx;
   f->stream = s;
   s->filter = f;
+  s->kernel_unread = 0; /* the filter reads whatever is there */
   if (eddy__buf_len(&s->rbuf)) {
     /* The peer's first records arrived behind the plaintext: they are the
      * filter's input now (h2o does this for STARTTLS). */

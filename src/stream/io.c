@@ -30,9 +30,10 @@ void eddy__io_update(eddy_stream_t *s)
         want |= EDDY_READ;
       else if (s->filter && s->filter->want_read)
         want |= EDDY_READ;
-      else if (s->watch_idle && eddy__buf_len(&s->rbuf) == 0)
+      else if (s->watch_idle && eddy__buf_len(&s->rbuf) == 0 && !s->kernel_unread)
         want |= EDDY_READ; /* so a peer's close or reset is noticed */
-      /* else R6: input is buffered and nobody reads it: let TCP push back */
+      /* else R6: input is buffered (here, or in the kernel as an idle peek
+       * found) and nobody reads it: let TCP push back */
     }
     if (s->write_waiting && (!eddy__wq_empty(&s->wq) || eddy__buf_len(&s->raw_out)))
       want |= EDDY_WRITE;
@@ -69,13 +70,37 @@ static void read_failed(eddy_stream_t *s, int e)
 
 static void read_eof(eddy_stream_t *s)
 {
-  int err = 0;
-  const char *msg = NULL;
-  if (s->filter) {
-    err = eddy__filter_eof(s);
-    msg = s->filter->message;
+  if (s->filter)
+    eddy__filter_eof(s);
+  else
+    eddy__stream_close(s, 0, NULL);
+}
+
+/*
+ * An idle plain socket watches for the peer's close or reset without
+ * taking bytes out of the kernel: a 1-byte MSG_PEEK. Data found there
+ * stays for the read that will ask for it (R6 backpressure, and STARTTLS:
+ * the peer's first TLS record is still in the kernel when the filter goes
+ * in, however late the switch comes); read interest goes off until then.
+ * An EOF or an error is the close it is looking for.
+ */
+static void idle_peek(eddy_stream_t *s)
+{
+  char c;
+  ssize_t r;
+  do {
+    r = recv(s->fd, &c, 1, MSG_PEEK);
+  } while (r < 0 && errno == EINTR);
+  if (r > 0) {
+    s->kernel_unread = 1;
+    eddy__stream_note_io(s);
+  } else if (r == 0) {
+    read_eof(s);
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    s->read_drained = 1;
+  } else {
+    read_failed(s, errno);
   }
-  eddy__stream_close(s, err, msg);
 }
 
 static ssize_t sys_read(eddy_stream_t *s, void *buf, size_t len)
@@ -91,9 +116,10 @@ static ssize_t sys_read(eddy_stream_t *s, void *buf, size_t len)
  * Reads from the kernel into the read buffer (or, for read_into without a
  * filter, straight into the caller's buffer) until the pending read's
  * target is reached (R6), the kernel is empty, or (with @bounded) the
- * per-event budget is used. Idle and chunked reads take one chunk. After
- * each chunk the pending read is tried against the buffer (mid-burst, so
- * regex searches wait for the buffer to double).
+ * per-event budget is used. Idle reads (filters, pipes, an error event)
+ * and chunked reads take one chunk. After each chunk the pending read is
+ * tried against the buffer (mid-burst, so regex searches wait for the
+ * buffer to double).
  *
  * @return 1 if bytes came, 0 if none, -1 if the stream closed.
  */
@@ -101,6 +127,8 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
 {
   size_t total = 0;
   int rounds = 0;
+
+  s->kernel_unread = 0; /* whatever an idle peek saw is being read now */
 
   while (s->state == EDDY__ST_OPEN && s->can_read) {
     struct eddy__read_op *rd = &s->rd;
@@ -188,12 +216,17 @@ static void handle_read(eddy_stream_t *s, unsigned events)
     return;
   }
   if (s->rd.kind == EDDY__RK_NONE && !(s->filter && s->filter->want_read)) {
-    /* Idle: one chunk, to notice EOF/RST promptly; with input already
-     * buffered only on an error or hang-up, which would otherwise repeat
-     * forever (level-triggered) -- that read finds the RST or the EOF. */
-    if (eddy__buf_len(&s->rbuf) > 0 && !(events & EDDY_ERROR))
+    /* Idle: look for EOF/RST promptly -- a plain socket peeks, a pipe or
+     * a filter (TLS post-handshake records, close_notify) reads one
+     * chunk. With input already buffered (here or in the kernel), only on
+     * an error or hang-up, which would otherwise repeat forever
+     * (level-triggered): that read finds the RST or the EOF. */
+    if ((eddy__buf_len(&s->rbuf) > 0 || s->kernel_unread) && !(events & EDDY_ERROR))
       return;
-    eddy__io_fill(s, 1);
+    if (!s->filter && !s->is_pipe && !(events & EDDY_ERROR))
+      idle_peek(s);
+    else
+      eddy__io_fill(s, 1);
     return;
   }
   for (int round = 0; round < EDDY__IO_ROUNDS; round++) {

@@ -123,8 +123,23 @@ eddy_stream_t *eddy_stream_ref(eddy_stream_t *s)
   return s;
 }
 
+/* Settles (or, at free, just drops) the wait_closed futures, in the
+ * order they were asked for. */
+static void closers_resolve(eddy_stream_t *s)
+{
+  while (s->closers) {
+    struct eddy__waiter *w = s->closers;
+    s->closers = w->next;
+    eddy_future_on_cancel(w->future, NULL, NULL);
+    eddy_future_resolve(w->future, NULL, NULL);
+    eddy_future_unref(w->future);
+    free(w);
+  }
+}
+
 static void stream_free(eddy_stream_t *s)
 {
+  closers_resolve(s); /* none left: the close task settled them */
   eddy__read_clear(s);
   eddy__wq_clear(&s->wq);
   eddy__buf_release(&s->rbuf);
@@ -132,7 +147,6 @@ static void stream_free(eddy_stream_t *s)
   eddy__buf_release(&s->raw_out);
   eddy__filter_free(s);
   eddy_timer_free(s->timer);
-  eddy_future_unref(s->closed_future);
   free(s->error_msg);
   free(s);
 }
@@ -148,7 +162,7 @@ void eddy_stream_unref(eddy_stream_t *s)
   if (s->state != EDDY__ST_CLOSED) {
     /* The close queues the close task, which holds its own reference and
      * frees the stream when it has run. */
-    eddy__stream_close(s, 0, NULL);
+    eddy__stream_close_local(s);
     s->refs--;
     return;
   }
@@ -230,6 +244,8 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
   }
   eddy__read_on_close(s);
   eddy__write_fail_all(s);
+  if (s->filter && s->filter->ops->closed)
+    s->filter->ops->closed(s->filter, s->error);
   if (s->close_phase == 0) {
     s->close_phase = 1;
     if (s->rd.kind == EDDY__RK_BYTES_CHUNKED || s->rd.kind == EDDY__RK_CLOSE_CHUNKED)
@@ -259,8 +275,7 @@ static void close_task_run(struct eddy__task *task)
   s->close_fn = NULL;
   if (fn)
     fn(s, s->error, s->close_arg);
-  if (s->closed_future)
-    eddy_future_resolve(s->closed_future, NULL, NULL);
+  closers_resolve(s); /* including any the callback asked for */
   s->close_phase = 2;
   eddy__stream_release(s);
 }
@@ -276,11 +291,28 @@ static void late_task_run(struct eddy__task *task)
   eddy__stream_release(s);
 }
 
+/* A local close without error: a filter's closing record (TLS
+ * close_notify) gets one non-blocking try first. The plain path costs one
+ * NULL check. */
+void eddy__stream_close_local(eddy_stream_t *s)
+{
+  if (s->state == EDDY__ST_CLOSED)
+    return;
+  if (s->filter) {
+    eddy__filter_say_goodbye(s);
+    eddy__filter_last_send(s);
+  }
+  eddy__stream_close(s, 0, NULL);
+}
+
 void eddy_stream_close(eddy_stream_t *s, int error)
 {
   if (!s)
     return;
-  eddy__stream_close(s, error > 0 ? -error : error, NULL);
+  if (error == 0)
+    eddy__stream_close_local(s);
+  else
+    eddy__stream_close(s, error > 0 ? -error : error, NULL);
 }
 
 void eddy_stream_set_close_callback(eddy_stream_t *s, eddy_close_fn fn, void *arg)
@@ -303,24 +335,58 @@ void eddy_stream_set_close_callback(eddy_stream_t *s, eddy_close_fn fn, void *ar
   }
 }
 
+/* Cancelling one wait_closed future forgets that waiter only. */
+static void closer_cancelled(eddy_future_t *f, void *arg)
+{
+  eddy_stream_t *s = arg;
+  for (struct eddy__waiter **pp = &s->closers; *pp; pp = &(*pp)->next) {
+    if ((*pp)->future == f) {
+      struct eddy__waiter *w = *pp;
+      *pp = w->next;
+      eddy_future_unref(w->future);
+      free(w);
+      return;
+    }
+  }
+}
+
+/*
+ * Every call gets a future of its own, so one caller cancelling (or
+ * eddy_with_timeout() on it) leaves the others waiting. Pending waiters do
+ * not keep the stream alive: they are settled by the close task, which
+ * runs before the stream can be freed, so the cancel hook's stream
+ * pointer is valid while a waiter is listed.
+ */
 eddy_future_t *eddy_stream_wait_closed(eddy_stream_t *s)
 {
   if (!s) {
     errno = EINVAL;
     return NULL;
   }
-  if (!s->closed_future) {
-    s->closed_future = eddy_future_new(s->loop);
-    if (!s->closed_future)
-      return NULL;
-    if (s->close_phase == 2)
-      eddy_future_resolve(s->closed_future, NULL, NULL);
+  eddy_future_t *f = eddy_future_new(s->loop);
+  if (!f)
+    return NULL;
+  if (s->close_phase == 2) {
+    eddy_future_resolve(f, NULL, NULL);
+    return f;
   }
+  struct eddy__waiter *w = malloc(sizeof(*w)), **tail = &s->closers;
+  if (!w) {
+    eddy_future_unref(f);
+    return NULL;
+  }
+  while (*tail)
+    tail = &(*tail)->next;
+  w->next = NULL;
+  w->future = eddy_future_ref(f);
+  *tail = w;
+  eddy_future_on_cancel(f, closer_cancelled, s);
+  /* As set_close_callback: an idle stream watches for the peer's close. */
   if (s->state != EDDY__ST_CLOSED && !s->watch_idle) {
     s->watch_idle = 1;
     eddy__io_update(s);
   }
-  return eddy_future_ref(s->closed_future);
+  return f;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -92,6 +92,7 @@ struct eddy_stream {
   unsigned filter_closing : 1; /* the filter's shutdown record is queued */
   unsigned in_flush : 1;       /* eddy__write_flush is running */
   unsigned no_sendfile : 1;    /* sendfile refused this fd pair: pread+write */
+  unsigned kernel_unread : 1;  /* an idle peek saw bytes no read asked for */
 
   eddy_stream_options_t opt; /* effective values, no zeros */
 
@@ -104,7 +105,7 @@ struct eddy_stream {
 
   eddy_future_t *connect_future;
   eddy_future_t *shutdown_future;
-  eddy_future_t *closed_future;
+  struct eddy__waiter *closers; /* wait_closed futures, one per call */
   struct eddy__waiter *drains;
 
   int error;
@@ -146,6 +147,7 @@ eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
 void eddy__stream_hold(eddy_stream_t *s);
 void eddy__stream_release(eddy_stream_t *s);
 void eddy__stream_close(eddy_stream_t *s, int error, const char *message);
+void eddy__stream_close_local(eddy_stream_t *s);
 void eddy__stream_note_io(eddy_stream_t *s);
 void eddy__stream_arm_deadlines(eddy_stream_t *s);
 eddy_future_t *eddy__stream_rejected(eddy_stream_t *s, int code);
@@ -181,8 +183,11 @@ ssize_t eddy__nosigpipe_sendfile(int out_fd, int in_fd, off_t *off, size_t len);
 /* filter.c */
 int eddy__filter_input(eddy_stream_t *s);
 int eddy__filter_output(eddy_stream_t *s);
-int eddy__filter_eof(eddy_stream_t *s);
+void eddy__filter_eof(eddy_stream_t *s);
 void eddy__filter_free(eddy_stream_t *s);
 int eddy__filter_begin(eddy_stream_t *s);
+void eddy__filter_failed(eddy_stream_t *s, int rc);
+int eddy__filter_say_goodbye(eddy_stream_t *s);
+void eddy__filter_last_send(eddy_stream_t *s);
 
 #endif

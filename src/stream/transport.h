@@ -31,8 +31,22 @@
  * decode, without arming write interest (no busy loop: Tornado #2373).
  *
  * Errors. A hook returns 0 or a negative code (EDDY_ETLS...) after setting
- * a message with eddy__filter_fail(); the stream then closes with that code
- * as its error and that message as eddy_stream_error_message().
+ * a message with eddy__filter_fail(); the stream then makes one
+ * non-blocking attempt to send raw_out (so the fatal alert the hook
+ * appended reaches the peer) and closes with that code as its error and
+ * that message as eddy_stream_error_message(). A filter never does a
+ * syscall itself, not even for its last words.
+ *
+ * The end. decode says "the peer ended the protocol's stream" (TLS
+ * close_notify, whether or not TCP stays open) with eddy__filter_eof_seen():
+ * the stream treats that as an orderly EOF once decode returns, exactly as
+ * a recv of 0 (pending reads complete or fail as on any close). A local
+ * close without error (eddy_stream_close(s, 0), the last unref,
+ * close_when_drained) calls shutdown first when no queued plaintext is
+ * being dropped, and tries once, without blocking, to send what it
+ * produced; close_when_drained sends it through the queue like any output
+ * and closes once it is out. The closed hook then learns that the stream
+ * closed, with its error, once.
  *
  * Sketch: TLS with OpenSSL memory BIOs (the next issue).
  *
@@ -55,11 +69,15 @@
  *   eof:     close_notify seen: 0; else EDDY_ETLS ("unexpected EOF") unless
  *            dirty shutdowns are allowed.
  *   shutdown: SSL_shutdown once, flush wbio into raw_out (close_notify goes
- *            out before the FIN).
+ *            out before the FIN, or before the close).
+ *   closed:  settle whatever waits on the session (a handshake waiter).
  *   destroy: SSL_free.
  *
  * STARTTLS: eddy__stream_start_filter() on an idle stream installs the
  * filter in place; the stream object, its refs, callbacks and limits stay.
+ * An idle plain socket never takes bytes out of the kernel (it peeks, see
+ * io.c), so the peer's first records are still there when the filter goes
+ * in, however long the switch took.
  */
 #ifndef EDDY_STREAM_TRANSPORT_H
 #define EDDY_STREAM_TRANSPORT_H
@@ -88,11 +106,19 @@ struct eddy__filter_ops {
   /* The transport reached EOF: 0 if that is a clean close, or a negative
    * code (and eddy__filter_fail()) for a truncated stream. Optional. */
   int (*eof)(struct eddy__filter *f);
-  /* The write side is about to be shut down: append a closing record to
-   * raw_out if the protocol has one. Optional. */
+  /* The write side is about to be shut down (shutdown_write), or the
+   * stream is about to close locally without error: append a closing
+   * record to raw_out if the protocol has one. Called at most once.
+   * Optional. */
   int (*shutdown)(struct eddy__filter *f);
   /* Frees ctx. Called once, when the stream is freed. Optional. */
   void (*destroy)(void *ctx);
+  /* The stream closed (@error: its cause, 0 for an orderly close). Called
+   * once, from inside the close, after the stream's own pending futures
+   * were failed and before the close callback; the fd is already gone.
+   * The filter may settle futures and drop stream references here (the
+   * close holds one). Optional. */
+  void (*closed)(struct eddy__filter *f, int error);
 };
 
 struct eddy__filter {
@@ -100,9 +126,13 @@ struct eddy__filter {
   void *ctx;
   eddy_stream_t *stream;
   int want_read;  /* wants raw input even with no read pending */
+  int eof_seen;   /* set by eddy__filter_eof_seen() */
   int fail_code;  /* set by eddy__filter_fail() */
   char *message;  /* set by eddy__filter_fail() */
 };
+
+/* The filter installed under @s, or NULL (a plain stream). */
+struct eddy__filter *eddy__stream_filter(const eddy_stream_t *s);
 
 /* The stream's read buffer: decode appends plaintext here (reserve, write
  * at eddy__buf_tail(), commit; or eddy__buf_append()). */
@@ -113,6 +143,12 @@ struct eddy__buf *eddy__filter_raw_out(struct eddy__filter *f);
 
 /* Asks for raw input even with no read pending (a handshake in progress). */
 void eddy__filter_want_read(struct eddy__filter *f, int on);
+
+/* From decode: the peer ended the protocol's stream (TLS close_notify).
+ * The stream stops decoding, sends what raw_out holds (once, without
+ * blocking; the filter's own closing record if it queued one) and closes
+ * as on an orderly EOF, even though the transport may still be open. */
+void eddy__filter_eof_seen(struct eddy__filter *f);
 
 /* Records why the filter failed; returns @code for `return eddy__filter_fail(...)`. */
 int eddy__filter_fail(struct eddy__filter *f, int code, const char *fmt, ...)

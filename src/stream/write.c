@@ -185,7 +185,7 @@ static void maybe_shutdown(eddy_stream_t *s)
     if (s->filter->ops->shutdown) {
       int rc = s->filter->ops->shutdown(s->filter);
       if (rc < 0) {
-        eddy__stream_close(s, rc, s->filter->message);
+        eddy__filter_failed(s, rc);
         return;
       }
     }
@@ -209,6 +209,21 @@ static void maybe_shutdown(eddy_stream_t *s)
       rc = -errno;
   }
   settle_shutdown(s, rc);
+}
+
+/* close_when_drained, with nothing queued: a filter's closing record (TLS
+ * close_notify) goes out through the queue first -- the flush's settle
+ * comes back here -- and the close follows once it is in the kernel. */
+static void close_drained(eddy_stream_t *s)
+{
+  if (s->filter && eddy__filter_say_goodbye(s)) {
+    eddy__stream_hold(s);
+    eddy__write_flush(s);
+    eddy__io_update(s); /* write interest if the kernel was full */
+    eddy__stream_release(s);
+    return;
+  }
+  eddy__stream_close(s, 0, NULL);
 }
 
 static void resolve_waiters(eddy_stream_t *s, struct eddy__waiter **list)
@@ -249,7 +264,7 @@ void eddy__write_settle(eddy_stream_t *s)
   if (!pending && s->state == EDDY__ST_OPEN) {
     maybe_shutdown(s);
     if (s->close_drained && s->state == EDDY__ST_OPEN && eddy__wq_empty(&s->wq))
-      eddy__stream_close(s, 0, NULL);
+      close_drained(s);
   }
   write_hold_update(s);
 }
@@ -576,5 +591,5 @@ void eddy_stream_close_when_drained(eddy_stream_t *s)
     return;
   s->close_drained = 1;
   if (s->state == EDDY__ST_OPEN && eddy_stream_write_buffer_size(s) == 0)
-    eddy__stream_close(s, 0, NULL);
+    close_drained(s);
 }

@@ -16,12 +16,10 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 
 #include "eddy/future.h"
 #include "eddy/tls.h"
 #include "loop/loop_internal.h"
-#include "stream/stream_internal.h" /* s->filter, for eddy__tls_filter_of() */
 #include "stream/transport.h"
 #include "tls/filter.h"
 
@@ -32,19 +30,11 @@
 /* Room reserved in the read buffer per SSL_read. */
 #define DECODE_ROOM (16u * 1024u + 256u)
 
-/* What eddy_stream_wait_closed()'s callback reaches the filter through:
- * the filter may be freed first (it clears tf), and the link is freed by
- * the callback, which always runs once. */
-struct close_link {
-  struct eddy__tls_filter *tf;
-};
-
 struct eddy__tls_filter {
   eddy__tls_t *tls;
   eddy_stream_t *s;          /* borrowed: the stream owns the filter */
   struct eddy__filter *f;    /* known from start() on */
   eddy_future_t *waiter;     /* a pending handshake wait (our reference) */
-  struct close_link *link;   /* set while a close watch is registered */
   int eof_seen;              /* the transport reached EOF */
 };
 
@@ -80,43 +70,6 @@ static void waiter_settle(struct eddy__tls_filter *tf, int code, int cause,
   eddy_stream_unref(s); /* the reference the wait held */
 }
 
-static void on_stream_closed(eddy_future_t *closed, void *arg)
-{
-  struct close_link *link = arg;
-  struct eddy__tls_filter *tf = link->tf;
-  (void)closed;
-
-  free(link);
-  if (tf == NULL)
-    return;
-  tf->link = NULL;
-  waiter_settle(tf, EDDY_ECLOSED, eddy_stream_error(tf->s),
-                eddy_stream_error_message(tf->s));
-}
-
-/* Makes sure a close (timeout, reset, a local close) before the handshake
- * ends rejects the waiter instead of leaving it pending: the filter hooks
- * do not see those closes. */
-static int watch_close(struct eddy__tls_filter *tf)
-{
-  eddy_future_t *closed;
-  struct close_link *link;
-
-  if (tf->link != NULL)
-    return 0;
-  link = malloc(sizeof *link);
-  closed = link != NULL ? eddy_stream_wait_closed(tf->s) : NULL;
-  if (closed == NULL || eddy_future_add_done(closed, on_stream_closed, link) < 0) {
-    free(link);
-    eddy_future_unref(closed);
-    return -ENOMEM;
-  }
-  eddy_future_unref(closed); /* add_done keeps its own */
-  link->tf = tf;
-  tf->link = link;
-  return 0;
-}
-
 eddy_future_t *eddy__tls_filter_wait(struct eddy__tls_filter *tf)
 {
   eddy_loop_t *loop = eddy_stream_loop(tf->s);
@@ -140,11 +93,11 @@ eddy_future_t *eddy__tls_filter_wait(struct eddy__tls_filter *tf)
     return w;
   }
   w = eddy_future_new(loop);
-  if (w == NULL || watch_close(tf) < 0) {
-    eddy_future_unref(w);
+  if (w == NULL)
     return NULL;
-  }
-  /* A pending wait keeps the stream alive, as any pending operation does. */
+  /* A pending wait keeps the stream alive, as any pending operation does;
+   * a close (timeout, reset, a local close) settles it through the closed
+   * hook. */
   eddy_stream_ref(tf->s);
   tf->waiter = eddy_future_ref(w);
   return w;
@@ -168,35 +121,15 @@ static int flush_out(struct eddy__tls_filter *tf)
   return 0;
 }
 
-/*
- * STOPGAP until the stream layer does it: a failing hook makes the stream
- * close its fd at once, dropping raw_out, and with it the alert that tells
- * the peer why ("unknown ca", "certificate required"). Hand the kernel
- * what it takes now, without blocking; the rest is lost as before.
- */
-static void send_alert_now(struct eddy__tls_filter *tf)
-{
-  struct eddy__buf *out = eddy__filter_raw_out(tf->f);
-  int fd = eddy_stream_fd(tf->s);
-  ssize_t n;
-
-  if (fd < 0 || eddy__buf_len(out) == 0)
-    return;
-  do
-    n = send(fd, eddy__buf_head(out), eddy__buf_len(out), MSG_NOSIGNAL | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
-  if (n > 0)
-    eddy__buf_consume(out, (size_t)n);
-}
-
 /* The engine failed: tell the waiter, then the stream (which closes). */
 static int failed(struct eddy__tls_filter *tf, int code)
 {
   const char *msg = eddy__tls_error_message(tf->tls);
   int rc;
 
-  if (flush_out(tf) == 0) /* the alert, if any */
-    send_alert_now(tf);
+  /* The alert, if any: the stream sends raw output once before it
+   * closes on our failure. */
+  (void)flush_out(tf);
   if (msg == NULL)
     msg = eddy_strerror(code);
   /* A peer that leaves mid-handshake (port scanners, `nc -z`) is not
@@ -276,6 +209,8 @@ static int tls_decode(struct eddy__filter *f, const char *raw, size_t len,
   if ((rc = eddy__tls_feed(tf->tls, raw, len)) < 0)
     return eddy__filter_fail(f, rc, "out of memory for TLS input");
   rc = pump(tf);
+  if (rc == 1) /* close_notify: the end, whether or not TCP stays open */
+    eddy__filter_eof_seen(f);
   return rc < 0 ? rc : 0;
 }
 
@@ -318,14 +253,21 @@ static int tls_shutdown(struct eddy__filter *f)
   return flush_out(tf);
 }
 
+/* The stream closed (a deadline, a reset, a local close, the peer's end)
+ * while a handshake wait may still be pending: it fails with the cause. */
+static void tls_closed(struct eddy__filter *f, int error)
+{
+  struct eddy__tls_filter *tf = f->ctx;
+
+  waiter_settle(tf, EDDY_ECLOSED, error, eddy_stream_error_message(tf->s));
+}
+
 static void tls_destroy(void *ctx)
 {
   struct eddy__tls_filter *tf = ctx;
 
-  /* No waiter can be left: a pending one holds a stream reference, and
-   * this runs when the stream is freed. */
-  if (tf->link != NULL)
-    tf->link->tf = NULL;
+  /* No waiter can be left: the closed hook settled it, and this runs when
+   * the stream is freed, after its close. */
   eddy__tls_free(tf->tls);
   free(tf);
 }
@@ -338,6 +280,7 @@ static const struct eddy__filter_ops tls_ops = {
   .eof = tls_eof,
   .shutdown = tls_shutdown,
   .destroy = tls_destroy,
+  .closed = tls_closed,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -375,9 +318,9 @@ int eddy__tls_filter_install(eddy_stream_t *s, struct eddy__tls_filter *tf)
 
 struct eddy__tls_filter *eddy__tls_filter_of(const eddy_stream_t *s)
 {
-  if (s == NULL || s->filter == NULL || s->filter->ops != &tls_ops)
-    return NULL;
-  return s->filter->ctx;
+  struct eddy__filter *f = eddy__stream_filter(s);
+
+  return f != NULL && f->ops == &tls_ops ? f->ctx : NULL;
 }
 
 eddy__tls_t *eddy__tls_filter_engine(const struct eddy__tls_filter *tf)
