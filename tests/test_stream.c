@@ -1565,6 +1565,21 @@ START_TEST(test_drain_closed) {
 }
 END_TEST
 
+/* drain() on a stream that is already closed is rejected at once with
+ * EDDY_ECLOSED (cause: why it closed), like a write. */
+START_TEST(test_drain_already_closed) {
+  sfx_pair_t p = sfx_pair(KIND, NULL, NULL, 0);
+  eddy_stream_close(p.ws, 0);
+  eddy_future_t *d = eddy_stream_drain(p.ws);
+  sfx_assert_done(d);
+  sfx_expect_error(d, EDDY_ECLOSED, 0);
+  eddy_stream_close(p.rs, -EPROTO);
+  d = eddy_stream_drain(p.rs);
+  sfx_assert_done(d);
+  sfx_expect_error(d, EDDY_ECLOSED, -EPROTO);
+}
+END_TEST
+
 /* Writes on a closed stream fail at once; nothing is queued. */
 START_TEST(test_write_closed) {
   sfx_pair_t p = sfx_pair(KIND, NULL, NULL, 0);
@@ -1843,6 +1858,77 @@ START_TEST(test_wait_closed) {
 
   f = eddy_stream_wait_closed(p.ws); /* closed locally */
   sfx_expect_ok(f);
+}
+END_TEST
+
+/* wait_closed alone (no close callback, no read ever issued) watches an
+ * idle stream, so the peer's close is noticed promptly. */
+START_TEST(test_wait_closed_without_callback) {
+  sfx_pair_t p = sfx_pair(KIND, NULL, NULL, 0);
+  eddy_future_t *f = eddy_stream_wait_closed(p.rs);
+  sfx_run_for(0.05);
+  ck_assert(!eddy_future_done(f));
+  ck_assert(!eddy_stream_closed(p.rs));
+  eddy_stream_close(p.ws, 0);
+  sfx_wait(f);
+  ck_assert_int_eq(eddy_future_state(f), EDDY_FUTURE_RESOLVED);
+  ck_assert(eddy_stream_closed(p.rs));
+  ck_assert_int_eq(eddy_stream_error(p.rs), 0);
+  eddy_future_unref(f);
+}
+END_TEST
+
+/* Each wait_closed call has a future of its own: cancelling one (or a
+ * timeout around one) leaves the others waiting. */
+START_TEST(test_wait_closed_independent) {
+  sfx_pair_t p = sfx_pair(KIND, NULL, NULL, 0);
+  done_rec_t d1 = {0}, d2 = {0};
+  eddy_future_t *f1 = eddy_stream_wait_closed(p.rs);
+  eddy_future_t *f2 = eddy_stream_wait_closed(p.rs);
+  ck_assert_ptr_ne(f1, f2);
+  ck_assert_int_eq(eddy_future_add_done(f1, on_done, &d1), 0);
+  ck_assert_int_eq(eddy_future_add_done(f2, on_done, &d2), 0);
+  ck_assert_int_eq(eddy_future_cancel(f1), 0);
+  ck_assert_int_eq(eddy_future_state(f1), EDDY_FUTURE_CANCELLED);
+  ck_assert_int_eq(eddy_future_state(f2), EDDY_FUTURE_PENDING);
+  sfx_expect_error(eddy_with_timeout(eddy_stream_wait_closed(p.rs), 0.05),
+                   EDDY_ETIMEOUT, SFX_ANY);
+  sfx_run_for(0.05);
+  ck_assert_int_eq(eddy_future_state(f2), EDDY_FUTURE_PENDING);
+  ck_assert_int_eq(d1.calls, 1);
+  ck_assert_int_eq(d2.calls, 0);
+  eddy_stream_close(p.ws, 0);
+  sfx_wait(f2);
+  ck_assert_int_eq(eddy_future_state(f2), EDDY_FUTURE_RESOLVED);
+  ck_assert_int_eq(eddy_future_state(f1), EDDY_FUTURE_CANCELLED);
+  sfx_run_for(0.05);
+  ck_assert_int_eq(d1.calls, 1);
+  ck_assert_int_eq(d2.calls, 1);
+  eddy_future_unref(f1);
+  eddy_future_unref(f2);
+  /* Asked for after the close: resolved at once, and distinct again. */
+  f1 = eddy_stream_wait_closed(p.rs);
+  f2 = eddy_stream_wait_closed(p.rs);
+  ck_assert_ptr_ne(f1, f2);
+  sfx_assert_done(f1);
+  ck_assert_int_eq(eddy_future_cancel(f1), EDDY_ESETTLED);
+  sfx_expect_ok(f1);
+  sfx_expect_ok(f2);
+}
+END_TEST
+
+/* The last reference goes while wait_closed futures are pending: they
+ * resolve (the stream closes and is freed after them), one cancelled
+ * before stays cancelled. */
+START_TEST(test_wait_closed_unref) {
+  sfx_pair_t p = sfx_pair(KIND, NULL, NULL, 0);
+  eddy_future_t *f1 = eddy_stream_wait_closed(p.rs);
+  eddy_future_t *f2 = eddy_stream_wait_closed(p.rs);
+  ck_assert_int_eq(eddy_future_cancel(f2), 0);
+  sfx_release(&p.rs);
+  sfx_expect_ok(f1);
+  ck_assert_int_eq(eddy_future_state(f2), EDDY_FUTURE_CANCELLED);
+  eddy_future_unref(f2);
 }
 END_TEST
 
@@ -2151,6 +2237,62 @@ START_TEST(test_idle_reset_noticed) {
   ck_assert_int_eq(cr.error, -ECONNRESET);
   ck_assert(eddy_stream_closed(s));
   ck_assert_int_eq(eddy_stream_error(s), -ECONNRESET);
+}
+END_TEST
+
+/* An idle socket that watches for the peer's close (a close callback)
+ * leaves data that arrives in the kernel: it peeks, so nothing is read
+ * before a read asks for it (and a STARTTLS peer's first record stays
+ * for the filter). A pipe, which cannot be peeked, reads one chunk. */
+START_TEST(test_idle_watch_leaves_data_in_kernel) {
+  sfx_pair_t p = sfx_pair(KIND, NULL, NULL, 0);
+  closed_rec_t cr = {0};
+  eddy_stream_set_close_callback(p.rs, on_close, &cr);
+  sfx_run_for(0.05);
+  sfx_write_str(p.ws, "hello");
+  sfx_run_for(0.05);
+  if (KIND == SFX_PIPE)
+    ck_assert_uint_eq(eddy_stream_read_buffer_size(p.rs), 5);
+  else
+    ck_assert_uint_eq(eddy_stream_read_buffer_size(p.rs), 0);
+  ck_assert(!eddy_stream_closed(p.rs));
+  sfx_expect_str(eddy_stream_read_bytes(p.rs, 5, 0), "hello");
+  /* Idle and empty again: the watch goes on. */
+  sfx_run_for(0.05);
+  eddy_stream_close(p.ws, 0);
+  sfx_run_until_flag(&cr.calls);
+  ck_assert_int_eq(cr.error, 0);
+}
+END_TEST
+
+/* Data left in the kernel by the idle watch, then a reset: still noticed
+ * (the error event makes one read, which finds the reset). */
+START_TEST(test_idle_unread_then_reset) {
+  int peer;
+  eddy_stream_t *s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer);
+  eddy_future_t *wc = eddy_stream_wait_closed(s);
+  sfx_raw_write_all(peer, "abc", 3);
+  sfx_run_for(0.05);
+  ck_assert_uint_eq(eddy_stream_read_buffer_size(s), 0);
+  ck_assert(!eddy_future_done(wc));
+  reset_peer(peer);
+  sfx_expect_ok(wc);
+  ck_assert(eddy_stream_closed(s));
+  ck_assert_int_eq(eddy_stream_error(s), -ECONNRESET);
+}
+END_TEST
+
+/* An idle stream with only wait_closed notices a reset too. */
+START_TEST(test_idle_reset_noticed_wait_closed) {
+  int peer;
+  eddy_stream_t *s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer);
+  eddy_future_t *wc = eddy_stream_wait_closed(s);
+  sfx_run_for(0.05);
+  ck_assert(!eddy_future_done(wc));
+  reset_peer(peer);
+  sfx_expect_ok(wc);
+  ck_assert_int_eq(eddy_stream_error(s), -ECONNRESET);
+  ck_assert_int_eq(sfx_log_count_at_least(EDDY_LOG_WARNING), 0);
 }
 END_TEST
 
@@ -2708,6 +2850,7 @@ static Suite *stream_suite(void) {
   add_kinds(wr, test_watermarks_drain);
   add_kinds(wr, test_watermarks_default);
   add_kinds(wr, test_drain_closed);
+  add_kinds(wr, test_drain_already_closed);
   add_kinds(wr, test_write_closed);
   add_kinds(wr, test_close_when_drained);
   add_kinds(wr, test_close_when_drained_idle);
@@ -2727,6 +2870,10 @@ static Suite *stream_suite(void) {
   add_kinds(cl, test_close_keeps_buffered_input);
   add_kinds(cl, test_close_rejects_pending_writes);
   add_kinds(cl, test_wait_closed);
+  add_kinds(cl, test_wait_closed_without_callback);
+  add_kinds(cl, test_wait_closed_independent);
+  add_kinds(cl, test_wait_closed_unref);
+  add_kinds(cl, test_idle_watch_leaves_data_in_kernel);
   add_kinds(cl, test_unref_with_pending_read);
   add_kinds(cl, test_unref_idle_closes);
   add_kinds(cl, test_unref_with_pending_write);
@@ -2734,6 +2881,8 @@ static Suite *stream_suite(void) {
   tcase_add_test(cl, test_peer_reset_pending_read);
   tcase_add_test(cl, test_inline_read_error);
   tcase_add_test(cl, test_idle_reset_noticed);
+  tcase_add_test(cl, test_idle_reset_noticed_wait_closed);
+  tcase_add_test(cl, test_idle_unread_then_reset);
   tcase_add_test(cl, test_read_until_close_reset);
   tcase_add_test(cl, test_peer_reset_pending_write);
   suite_add_tcase(s, cl);

@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -479,6 +480,227 @@ START_TEST(test_filter_start_refused_when_busy)
 }
 END_TEST
 
+/*
+ * A filter with an end and last words, on top of XOR:
+ *   - a raw '!' makes decode fail after appending "ALERT" to raw_out (a
+ *     fatal alert);
+ *   - a decoded 'Z' is the peer's end (a close_notify): what came before
+ *     it is plaintext, what follows is swallowed;
+ *   - shutdown appends "BYE" (its close_notify); closed records the call.
+ */
+struct ends_ctx {
+  struct xor_ctx x; /* first: the xor hooks see this */
+  int shutdowns;
+  int closed_calls;
+  int closed_error;
+};
+
+static int ends_decode(struct eddy__filter *f, const char *raw, size_t len, size_t *used)
+{
+  for (size_t i = 0; i < len; i++) {
+    if (raw[i] == '!') {
+      eddy__buf_append(eddy__filter_raw_out(f), "ALERT", 5);
+      return eddy__filter_fail(f, EDDY_ETLS, "ends: fatal alert");
+    }
+    if ((raw[i] ^ XOR_KEY) == 'Z') {
+      size_t u = 0;
+      int rc = i > 0 ? xor_decode(f, raw, i, &u) : 0;
+      eddy__filter_eof_seen(f);
+      *used = len;
+      return rc;
+    }
+  }
+  return xor_decode(f, raw, len, used);
+}
+
+static int ends_shutdown(struct eddy__filter *f)
+{
+  struct ends_ctx *e = f->ctx;
+  e->shutdowns++;
+  return eddy__buf_append(eddy__filter_raw_out(f), "BYE", 3) < 0 ? -ENOMEM : 0;
+}
+
+static void ends_closed(struct eddy__filter *f, int error)
+{
+  struct ends_ctx *e = f->ctx;
+  e->closed_calls++;
+  e->closed_error = error;
+}
+
+static const struct eddy__filter_ops ends_ops = {
+    .name = "ends",
+    .start = xor_start,
+    .decode = ends_decode,
+    .encode = xor_encode,
+    .shutdown = ends_shutdown,
+    .destroy = xor_destroy,
+    .closed = ends_closed,
+};
+
+/* Blocking: everything the peer sends on @fd until its EOF (fails the
+ * test if that takes more than 5 s). @return the byte count. */
+static size_t read_to_eof(int fd, char *buf, size_t cap)
+{
+  size_t got = 0;
+  for (;;) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    ck_assert_msg(poll(&pfd, 1, 5000) == 1, "no EOF from the stream");
+    ck_assert_uint_lt(got, cap);
+    ssize_t n = read(fd, buf + got, cap - got);
+    ck_assert_int_ge(n, 0);
+    if (n == 0)
+      return got;
+    got += (size_t)n;
+  }
+}
+
+static eddy_stream_t *ends_stream(int fds[2], struct ends_ctx *e)
+{
+  unix_pair(fds);
+  memset(e, 0, sizeof(*e));
+  eddy_stream_t *s = eddy_stream_new_socket(loop, fds[0], NULL);
+  ck_assert_ptr_nonnull(s);
+  ck_assert_int_eq(eddy__stream_start_filter(s, &ends_ops, e, 0), 0);
+  return s;
+}
+
+static void xor_bytes(char *out, const char *in, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    out[i] = (char)(in[i] ^ XOR_KEY);
+}
+
+/* A failing hook's output (the fatal alert) reaches the peer before the
+ * close: the stream sends raw_out once, without blocking, then closes. */
+START_TEST(test_filter_failure_sends_alert)
+{
+  int fds[2];
+  struct ends_ctx e;
+  char buf[64];
+  eddy_stream_t *s = ends_stream(fds, &e);
+  eddy_future_t *r = eddy_stream_read_bytes(s, 10, 0);
+  ck_assert_int_eq(write(fds[1], "!", 1), 1);
+  expect_error(r, EDDY_ECLOSED, EDDY_ETLS);
+  ck_assert_int_eq(eddy_stream_error(s), EDDY_ETLS);
+  ck_assert_str_eq(eddy_stream_error_message(s), "ends: fatal alert");
+  size_t n = read_to_eof(fds[1], buf, sizeof buf);
+  ck_assert_uint_eq(n, 5);
+  ck_assert(memcmp(buf, "ALERT", 5) == 0);
+  ck_assert_int_eq(e.shutdowns, 0); /* a failure says no goodbye */
+  ck_assert_int_eq(e.closed_calls, 1);
+  ck_assert_int_eq(e.closed_error, EDDY_ETLS);
+  eddy_stream_unref(s);
+  close(fds[1]);
+  spin(0.01);
+  ck_assert_int_eq(e.closed_calls, 1);
+}
+END_TEST
+
+/* decode's eddy__filter_eof_seen() is an EOF while the transport stays
+ * open: a pending read_until_close ends with what came before, reads then
+ * fail as closed, and the stream answers with its own closing record. */
+START_TEST(test_filter_eof_seen)
+{
+  int fds[2];
+  struct ends_ctx e;
+  char wire[16], buf[64];
+  eddy_stream_t *s = ends_stream(fds, &e);
+  eddy_future_t *r = eddy_stream_read_until_close(s);
+  spin(0.02);
+  ck_assert(!eddy_future_done(r));
+  xor_bytes(wire, "abcZmore", 8);
+  ck_assert_int_eq(write(fds[1], wire, 8), 8); /* fds[1] stays open */
+  wait_for(r);
+  ck_assert_int_eq(eddy_future_state(r), EDDY_FUTURE_RESOLVED);
+  ck_assert_uint_eq(eddy_future_size(r), 3);
+  ck_assert_str_eq(eddy_future_value(r), "abc");
+  eddy_future_unref(r);
+  ck_assert(eddy_stream_closed(s));
+  ck_assert_int_eq(eddy_stream_error(s), 0);
+  r = eddy_stream_read_bytes(s, 1, 0);
+  ck_assert(eddy_future_done(r));
+  expect_error(r, EDDY_ECLOSED, 0);
+  size_t n = read_to_eof(fds[1], buf, sizeof buf);
+  ck_assert_uint_eq(n, 3);
+  ck_assert(memcmp(buf, "BYE", 3) == 0);
+  ck_assert_int_eq(e.shutdowns, 1);
+  ck_assert_int_eq(e.closed_calls, 1);
+  ck_assert_int_eq(e.closed_error, 0);
+  eddy_stream_unref(s);
+  close(fds[1]);
+  spin(0.01);
+}
+END_TEST
+
+/* A local close without error says goodbye (shutdown, one send) unless
+ * queued plaintext is being dropped; a close with an error does not;
+ * close_when_drained sends the record after the queue; so does the last
+ * unref. The closed hook runs once each time. */
+START_TEST(test_filter_goodbye_on_close)
+{
+  int fds[2];
+  struct ends_ctx e;
+  char buf[64], wire[16];
+  size_t n;
+
+  eddy_stream_t *s = ends_stream(fds, &e);
+  eddy_stream_close(s, 0);
+  ck_assert_int_eq(e.shutdowns, 1);
+  ck_assert_int_eq(e.closed_calls, 1);
+  ck_assert_int_eq(e.closed_error, 0);
+  n = read_to_eof(fds[1], buf, sizeof buf);
+  ck_assert(n == 3 && memcmp(buf, "BYE", 3) == 0);
+  eddy_stream_close(s, 0); /* idempotent: no second goodbye */
+  ck_assert_int_eq(e.shutdowns, 1);
+  ck_assert_int_eq(e.closed_calls, 1);
+  eddy_stream_unref(s);
+  close(fds[1]);
+
+  s = ends_stream(fds, &e);
+  eddy_stream_close(s, -EPROTO);
+  ck_assert_int_eq(read_to_eof(fds[1], buf, sizeof buf), 0);
+  ck_assert_int_eq(e.shutdowns, 0);
+  ck_assert_int_eq(e.closed_error, -EPROTO);
+  eddy_stream_unref(s);
+  close(fds[1]);
+
+  /* Plaintext the filter has not taken yet (its "handshake" is pending):
+   * a closing record would tell the peer it got everything. */
+  s = ends_stream(fds, &e);
+  e.x.handshake = 1;
+  eddy_future_t *w = eddy_stream_write(s, "lost", 4);
+  ck_assert(!eddy_future_done(w));
+  eddy_stream_close(s, 0);
+  expect_error(w, EDDY_ECLOSED, 0);
+  ck_assert_int_eq(read_to_eof(fds[1], buf, sizeof buf), 0);
+  ck_assert_int_eq(e.shutdowns, 0);
+  ck_assert_int_eq(e.closed_calls, 1);
+  eddy_stream_unref(s);
+  close(fds[1]);
+
+  s = ends_stream(fds, &e);
+  w = eddy_stream_write(s, "data", 4);
+  eddy_stream_close_when_drained(s);
+  expect_ok(w);
+  n = read_to_eof(fds[1], buf, sizeof buf);
+  xor_bytes(wire, "data", 4);
+  memcpy(wire + 4, "BYE", 3);
+  ck_assert_uint_eq(n, 7);
+  ck_assert(memcmp(buf, wire, 7) == 0);
+  ck_assert_int_eq(e.shutdowns, 1);
+  eddy_stream_unref(s);
+  close(fds[1]);
+
+  s = ends_stream(fds, &e);
+  eddy_stream_unref(s); /* the last reference: a local close */
+  n = read_to_eof(fds[1], buf, sizeof buf);
+  ck_assert(n == 3 && memcmp(buf, "BYE", 3) == 0);
+  close(fds[1]);
+  spin(0.01);
+  ck_assert_int_eq(e.closed_calls, 1);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* SIGPIPE, connect failures, cancellation, bad input, fd leaks              */
 /* ------------------------------------------------------------------------ */
@@ -919,6 +1141,9 @@ static Suite *unit_suite(void)
   tcase_add_test(flt, test_filter_roundtrip_large);
   tcase_add_test(flt, test_filter_wire_and_handshake);
   tcase_add_test(flt, test_filter_start_refused_when_busy);
+  tcase_add_test(flt, test_filter_failure_sends_alert);
+  tcase_add_test(flt, test_filter_eof_seen);
+  tcase_add_test(flt, test_filter_goodbye_on_close);
   suite_add_tcase(s, flt);
 
   TCase *io = tcase_create("io");

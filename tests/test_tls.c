@@ -13,6 +13,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,6 +397,174 @@ START_TEST(test_shutdown_sends_close_notify)
 }
 END_TEST
 
+/* A local close sends close_notify: eddy_stream_close(s, 0), the last
+ * unref, close_when_drained (after the queue). A close with an error does
+ * not: the peer sees an orderly TCP close without close_notify. */
+START_TEST(test_close_sends_close_notify)
+{
+  eddy_stream_t *c, *s;
+  size_t n = sfx_slow() ? (256u << 10) : (4u << 20);
+
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  sfx_write_str(c, "bye");
+  eddy_stream_close(c, 0);
+  sfx_expect_str(eddy_stream_read_until_close(s), "bye");
+  ck_assert_int_eq(eddy_stream_tls_close_notify(s), 1);
+  ck_assert_int_eq(eddy_stream_error(s), 0);
+
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  sfx_write_str(s, "to a client that leaves");
+  sfx_expect_str(eddy_stream_read_until(c, "s", 1, 0), "to a client that leaves");
+  sfx_release(&c); /* the last reference */
+  sfx_expect_str(eddy_stream_read_until_close(s), "");
+  ck_assert_int_eq(eddy_stream_tls_close_notify(s), 1);
+
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  char *data = malloc(n);
+  sfx_pattern_fill(data, n, 0);
+  eddy_future_t *w = eddy_stream_write_take(c, data, n, free);
+  eddy_stream_close_when_drained(c);
+  ck_assert(!eddy_stream_closed(c));
+  eddy_future_t *r = eddy_stream_read_until_close(s);
+  sfx_wait(r);
+  ck_assert_msg(eddy_future_state(r) == EDDY_FUTURE_RESOLVED, "%s", eddy_future_message(r));
+  ck_assert_uint_eq(eddy_future_size(r), n);
+  ck_assert(sfx_pattern_check(eddy_future_value(r), n, 0));
+  eddy_future_unref(r);
+  sfx_expect_ok(w);
+  ck_assert_int_eq(eddy_stream_tls_close_notify(s), 1);
+  ck_assert(eddy_stream_closed(c));
+  ck_assert_int_eq(eddy_stream_error(c), 0);
+
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &c, &s);
+  tfx_handshake_ok(c);
+  eddy_stream_close(c, -EPROTO);
+  sfx_expect_str(eddy_stream_read_until_close(s), "");
+  ck_assert_int_eq(eddy_stream_tls_close_notify(s), 0);
+}
+END_TEST
+
+/* Runs the loop briefly: for tests that drive a blocking-style peer by
+ * hand in the same thread. */
+static void spin_once(void)
+{
+  eddy_future_t *f = eddy_sleep(sfx_loop, 0.002);
+  ck_assert_int_eq(eddy_loop_run_until(sfx_loop, f, 1.0), 0);
+  eddy_future_unref(f);
+}
+
+/* A peer that sends close_notify and keeps TCP open (Python's unwrap(),
+ * an OpenSSL SSL_shutdown without close): a pending read_until_close ends
+ * with the data, later reads fail as closed, and the peer gets our
+ * close_notify in answer before our FIN. The peer is OpenSSL on a raw
+ * non-blocking socket, driven from this thread between loop turns. */
+START_TEST(test_close_notify_without_fin)
+{
+  int fds[2], rc, i;
+  char buf[64];
+  SSL_CTX *sctx = tfx_server_ctx("server", NULL), *cctx = tfx_client_ctx(NULL);
+
+  sfx_tcp_fds(fds);
+  eddy_stream_t *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, NULL));
+  ck_assert_ptr_nonnull(s);
+  eddy_tls_context_free(sctx);
+  ck_assert_int_eq(fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK), 0);
+  SSL *ssl = SSL_new(cctx);
+  ck_assert_ptr_nonnull(ssl);
+  SSL_set_fd(ssl, fds[1]);
+  SSL_set_connect_state(ssl);
+  SSL_set_tlsext_host_name(ssl, "foo.example.com");
+
+  eddy_future_t *r = eddy_stream_read_until_close(s);
+  for (i = 0; (rc = SSL_do_handshake(ssl)) != 1 && i < 5000; i++) {
+    int e = SSL_get_error(ssl, rc);
+    ck_assert_msg(e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE, "handshake: %d", e);
+    spin_once();
+  }
+  ck_assert_int_eq(rc, 1);
+  ck_assert_int_eq(SSL_write(ssl, "last words", 10), 10);
+  ck_assert_int_eq(SSL_shutdown(ssl), 0); /* close_notify sent, TCP open */
+  sfx_wait(r);
+  ck_assert_int_eq(eddy_future_state(r), EDDY_FUTURE_RESOLVED);
+  ck_assert_str_eq(eddy_future_value(r), "last words");
+  eddy_future_unref(r);
+  ck_assert(eddy_stream_closed(s));
+  ck_assert_int_eq(eddy_stream_error(s), 0);
+  ck_assert_int_eq(eddy_stream_tls_close_notify(s), 1);
+  r = eddy_stream_read_bytes(s, 1, 0);
+  sfx_assert_done(r);
+  sfx_expect_error(r, EDDY_ECLOSED, 0);
+
+  /* Our close_notify answered theirs (after any session tickets). */
+  for (i = 0; (rc = SSL_shutdown(ssl)) != 1 && i < 5000; i++) {
+    ck_assert_msg(rc < 0 && SSL_get_error(ssl, rc) == SSL_ERROR_WANT_READ, "shutdown: %d", rc);
+    spin_once();
+  }
+  ck_assert_int_eq(rc, 1);
+  ck_assert_int_eq(read(fds[1], buf, sizeof buf), 0); /* then the FIN */
+  SSL_free(ssl);
+  SSL_CTX_free(cctx);
+  close(fds[1]);
+}
+END_TEST
+
+/* The same peer while the server stream is idle: the end is noticed
+ * without any read pending (wait_closed resolves). */
+START_TEST(test_close_notify_without_fin_idle)
+{
+  int fds[2], rc, i;
+  SSL_CTX *sctx = tfx_server_ctx("server", NULL), *cctx = tfx_client_ctx(NULL);
+
+  sfx_tcp_fds(fds);
+  eddy_stream_t *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, NULL));
+  eddy_tls_context_free(sctx);
+  eddy_future_t *wc = eddy_stream_wait_closed(s);
+  ck_assert_int_eq(fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK), 0);
+  SSL *ssl = SSL_new(cctx);
+  SSL_set_fd(ssl, fds[1]);
+  SSL_set_connect_state(ssl);
+  for (i = 0; (rc = SSL_do_handshake(ssl)) != 1 && i < 5000; i++)
+    spin_once();
+  ck_assert_int_eq(rc, 1);
+  sfx_run_for(0.05);
+  ck_assert(!eddy_future_done(wc));
+  ck_assert_int_eq(SSL_shutdown(ssl), 0);
+  sfx_expect_ok(wc);
+  ck_assert_int_eq(eddy_stream_error(s), 0);
+  ck_assert_int_eq(eddy_stream_tls_close_notify(s), 1);
+  SSL_free(ssl);
+  SSL_CTX_free(cctx);
+  close(fds[1]);
+}
+END_TEST
+
+/* A failed handshake's fatal alert reaches the peer, which can then say
+ * why (the stream sends its raw output once before closing). */
+START_TEST(test_alert_reaches_peer)
+{
+  eddy_stream_t *c, *s;
+  eddy_tls_options_t so;
+
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "bar.example.com", &c, &s);
+  tfx_handshake_fails(c, "hostname mismatch");
+  tfx_wait_closed_error(s);
+  ck_assert_int_eq(eddy_stream_error(s), EDDY_ETLS);
+  ck_assert_msg(strstr(eddy_stream_error_message(s), "alert") != NULL, "server: %s",
+                eddy_stream_error_message(s));
+
+  /* TLS 1.3: the client learns of the refusal only from the alert. */
+  eddy_tls_options_init(&so);
+  so.cafile = TFX_CERT("ca.pem");
+  so.verify = EDDY_TLS_VERIFY_REQUIRE;
+  tfx_pair(tfx_client_ctx(NULL), tfx_server_ctx("server", &so), "foo.example.com", &c, &s);
+  eddy_future_t *rd = eddy_stream_read_bytes(c, 1, 0);
+  tfx_handshake_fails(s, "peer did not return a certificate");
+  sfx_expect_error(rd, EDDY_ECLOSED, EDDY_ETLS);
+  ck_assert_msg(strstr(eddy_stream_error_message(c), "certificate required") != NULL,
+                "client: %s", eddy_stream_error_message(c));
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* STARTTLS (Tornado 38)                                                     */
 /* ------------------------------------------------------------------------ */
@@ -442,6 +611,48 @@ START_TEST(test_starttls)
   sfx_assert_done(again);
   ck_assert_int_eq(eddy_future_error(again), EDDY_EUSAGE);
   eddy_future_unref(again);
+}
+END_TEST
+
+/* The common STARTTLS race: the client's ClientHello arrives while the
+ * server is still idle between its "go ahead" and its start_tls (here for
+ * a long while), and the server watches for the peer's close meanwhile,
+ * as every stream eddy_tcp_server hands out does. The idle watch peeks,
+ * so the record is still in the kernel and the switch is not refused. */
+START_TEST(test_starttls_late_switch)
+{
+  sfx_pair_t p = sfx_pair(SFX_TCP, NULL, NULL, 0);
+  eddy_stream_t *srv = p.rs, *cli = p.ws;
+  eddy_tls_options_t co;
+
+  eddy_future_t *wc = eddy_stream_wait_closed(srv);
+  sfx_write_str(cli, "STARTTLS\r\n");
+  sfx_expect_str(eddy_stream_read_until(srv, "\r\n", 2, 0), "STARTTLS\r\n");
+  sfx_write_str(srv, "220 Go ahead\r\n");
+  sfx_expect_str(eddy_stream_read_until(cli, "\r\n", 2, 0), "220 Go ahead\r\n");
+
+  eddy_tls_options_init(&co);
+  co.verify = EDDY_TLS_VERIFY_NONE;
+  SSL_CTX *cctx = tfx_client_ctx(&co), *sctx = tfx_server_ctx("server", NULL);
+  eddy_future_t *fc = eddy_stream_start_tls(cli, 0, cctx, NULL); /* ClientHello */
+  sfx_run_for(0.1);
+  ck_assert_uint_eq(eddy_stream_read_buffer_size(srv), 0);
+  eddy_future_t *fs = eddy_stream_start_tls(srv, 1, sctx, NULL);
+  eddy_tls_context_free(cctx);
+  eddy_tls_context_free(sctx);
+  sfx_wait(fs);
+  ck_assert_msg(eddy_future_state(fs) == EDDY_FUTURE_RESOLVED, "server: %s",
+                eddy_future_message(fs));
+  sfx_wait(fc);
+  ck_assert_int_eq(eddy_future_state(fc), EDDY_FUTURE_RESOLVED);
+  eddy_future_unref(fs);
+  eddy_future_unref(fc);
+  tfx_transfer(cli, srv, 100000);
+  tfx_transfer(srv, cli, 100000);
+  ck_assert(!eddy_future_done(wc));
+  sfx_release(&cli);
+  sfx_expect_ok(wc);
+  ck_assert_int_eq(eddy_stream_tls_close_notify(srv), 1);
 }
 END_TEST
 
@@ -494,7 +705,12 @@ int main(void)
   tcase_add_test(tc, test_handshake_deadline);
   tcase_add_test(tc, test_close_during_handshake);
   tcase_add_test(tc, test_shutdown_sends_close_notify);
+  tcase_add_test(tc, test_close_sends_close_notify);
+  tcase_add_test(tc, test_close_notify_without_fin);
+  tcase_add_test(tc, test_close_notify_without_fin_idle);
+  tcase_add_test(tc, test_alert_reaches_peer);
   tcase_add_test(tc, test_starttls);
+  tcase_add_test(tc, test_starttls_late_switch);
   tcase_add_test(tc, test_starttls_not_idle);
   suite_add_tcase(s, tc);
 
