@@ -8,10 +8,13 @@
       it with its own (unwrap) and exits 0.
 
   tls_peer.py client --port N --host H --cafile CA --size N [--cert C --key K]
-                     [--max-tls 1.2] [--alpn P]...
+                     [--max-tls 1.2] [--alpn P]... [--unwrap]
       Connects, prints "HANDSHAKE ...", sends N bytes of the test pattern
       (byte i is i % 251), reads N bytes back and checks them, prints "OK"
-      and exits 0; any failure prints "ERR <reason>" and exits 1.
+      and exits 0; any failure prints "ERR <reason>" and exits 1. With
+      --unwrap it then ends TLS with unwrap() (close_notify, TCP left open;
+      unwrap waits for the peer's close_notify) and wants the peer's FIN
+      next before printing "OK".
 """
 import argparse
 import socket
@@ -97,6 +100,19 @@ def client(args):
     if bytes(got) != data:
         say("ERR", "echo differs: got %d of %d bytes" % (len(got), args.size))
         return 1
+    if args.unwrap:
+        try:
+            plain = tls.unwrap()
+            rest = plain.recv(1)
+        except (ssl.SSLError, OSError) as e:
+            say("ERR", "unwrap:", e)
+            return 1
+        if rest:
+            say("ERR", "data after close_notify: %r" % rest)
+            return 1
+        plain.close()
+        say("OK")
+        return 0
     say("OK")
     tls.close()
     return 0
@@ -113,6 +129,7 @@ def main():
     p.add_argument("--size", type=int, default=0)
     p.add_argument("--max-tls", dest="max_tls")
     p.add_argument("--alpn", action="append")
+    p.add_argument("--unwrap", action="store_true")
     args = p.parse_args()
     return server(args) if args.mode == "server" else client(args)
 

@@ -483,6 +483,35 @@ START_TEST(test_python_client_rejects)
 }
 END_TEST
 
+/* Python's unwrap(): close_notify with TCP left open, then it waits for
+ * ours. Our pending read_until_close ends, the stream answers and closes,
+ * and Python sees our close_notify and then the FIN. */
+START_TEST(test_python_unwrap)
+{
+  char result[512], portarg[16];
+  int port, l = listener(&port);
+  snprintf(portarg, sizeof portarg, "%d", port);
+  const char *const argv[] = {"python3", peer_py(), "client", "--port", portarg, "--host",
+                              "foo.example.com", "--cafile", TFX_CERT("ca.pem"), "--size",
+                              "1000", "--unwrap", NULL};
+  peer_t p = peer_spawn(argv, NULL, NULL);
+  eddy_stream_t *s = accept_tls(l, tfx_server_ctx("server", NULL));
+  echo_pattern(s, 1000);
+  eddy_future_t *r = eddy_stream_read_until_close(s);
+  sfx_wait(r);
+  ck_assert_int_eq(eddy_future_state(r), EDDY_FUTURE_RESOLVED);
+  ck_assert_uint_eq(eddy_future_size(r), 0);
+  eddy_future_unref(r);
+  ck_assert(eddy_stream_closed(s));
+  ck_assert_int_eq(eddy_stream_error(s), 0);
+  ck_assert_int_eq(eddy_stream_tls_close_notify(s), 1);
+  peer_line(&p, "HANDSHAKE", result, sizeof result);
+  peer_line(&p, "", result, sizeof result);
+  ck_assert_msg(strcmp(result, "OK") == 0, "python: %s", result);
+  ck_assert_int_eq(peer_wait(&p), 0);
+}
+END_TEST
+
 Suite *tfx_peers_suite(void)
 {
   Suite *s = suite_create("tls_peers");
@@ -498,6 +527,7 @@ Suite *tfx_peers_suite(void)
   tcase_add_test(tc, test_python_server);
   tcase_add_test(tc, test_python_client);
   tcase_add_test(tc, test_python_client_rejects);
+  tcase_add_test(tc, test_python_unwrap);
   suite_add_tcase(s, tc);
   return s;
 }

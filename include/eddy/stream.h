@@ -302,8 +302,9 @@ EDDY_API int eddy_stream_write_blocked(const eddy_stream_t *s);
 
 /**
  * A future resolved when at most write_low_watermark bytes are queued (at
- * once if that is already so); rejected with EDDY_ECLOSED if the stream
- * closes first.
+ * once if that is already so); rejected with EDDY_ECLOSED (cause: why it
+ * closed) if the stream closes first, and at once on a stream that is
+ * already closed.
  */
 EDDY_API eddy_future_t *eddy_stream_drain(eddy_stream_t *s);
 
@@ -323,13 +324,19 @@ EDDY_API eddy_future_t *eddy_stream_shutdown_write(eddy_stream_t *s);
  * Closes the stream now: unsent data is dropped, the pending read is
  * completed if the buffer satisfies it and otherwise rejected, pending
  * writes are rejected, all with EDDY_ECLOSED and cause @p error (0 for a
- * plain close). Then the close callback and the closed-future run, after
- * those futures' callbacks. Idempotent. Buffered input stays readable.
+ * plain close). Then the close callback and the wait_closed futures run,
+ * after those futures' callbacks. Idempotent. Buffered input stays
+ * readable. A TLS stream closed with error 0 (or by its last unref)
+ * first makes one non-blocking attempt to send a close_notify, unless
+ * queued plaintext is being dropped; to be sure it goes out, use
+ * eddy_stream_close_when_drained() or eddy_stream_shutdown_write().
  */
 EDDY_API void eddy_stream_close(eddy_stream_t *s, int error);
 
 /**
- * Closes once every queued write has been sent (or failed).
+ * Closes once every queued write has been sent (or failed). A TLS stream
+ * sends its close_notify after the queue, through it (so a full kernel
+ * buffer delays rather than loses it), and closes once that is sent.
  */
 EDDY_API void eddy_stream_close_when_drained(eddy_stream_t *s);
 
@@ -348,8 +355,17 @@ EDDY_API void eddy_stream_set_close_callback(eddy_stream_t *s,
                                              eddy_close_fn fn, void *arg);
 
 /**
- * A future resolved (no value; size: none) once the stream has closed,
- * however it closed; read the reason with eddy_stream_error().
+ * A future resolved (no value) once the stream has closed, however it
+ * closed, from the loop after the close callback; read the reason with
+ * eddy_stream_error(). Each call returns a new future of its own (already
+ * resolved once the close has run), so cancelling one, or putting
+ * eddy_with_timeout() around it, does not affect other callers'. Asking
+ * for one also watches an idle stream, as set_close_callback does, so a
+ * peer's close or reset is noticed promptly. A pending one does not keep
+ * the stream alive: dropping the last reference closes the stream, which
+ * resolves it.
+ *
+ * @return a new reference; NULL on ENOMEM (or a NULL stream, errno EINVAL).
  */
 EDDY_API eddy_future_t *eddy_stream_wait_closed(eddy_stream_t *s);
 

@@ -31,9 +31,13 @@
  * anything is read; writes issued before it completes are queued and sent
  * after it. A failed handshake closes the stream with error EDDY_ETLS and
  * OpenSSL's reason as eddy_stream_error_message() (the fatal alert is sent
- * to the peer first). eddy_stream_shutdown_write() sends a close_notify
- * before the FIN when the session is up; eddy_stream_close() does not yet
- * (see docs/tls.md).
+ * to the peer first). When the session is up, eddy_stream_shutdown_write()
+ * sends a close_notify before the FIN, eddy_stream_close_when_drained()
+ * after the queue, and eddy_stream_close(s, 0) (or the last unref) makes
+ * one non-blocking attempt to send it unless queued data is being
+ * dropped. A peer's close_notify ends the stream like an EOF even if its
+ * TCP connection stays open (the stream answers with its own and
+ * closes).
  *
  * Threads. Contexts may be shared by any number of streams and loops; like
  * OpenSSL, configure a context fully before its first connection.
@@ -231,7 +235,12 @@ EDDY_API eddy_stream_t *eddy_stream_new_tls(eddy_loop_t *loop, int fd,
  * The stream must be idle: no pending read or write, no unsent data and
  * no buffered input (read exactly up to the line that asked for the
  * switch, and wait for your last plaintext write's future). Bytes still in
- * the kernel are fine: they are the peer's first TLS records.
+ * the kernel are fine: they are the peer's first TLS records. An idle
+ * socket stream never reads ahead (its close watch only peeks), so a
+ * ClientHello that arrives before the server switches stays there
+ * however late the switch comes; buffered input can only be what a read
+ * of yours took along, i.e. bytes the peer sent before your "go ahead",
+ * and that is refused (as Tornado does) rather than guessed at.
  *
  * @param ctx  borrowed, as for eddy_stream_new_tls().
  * @return a new reference to a future resolved with @p s (a reference held
