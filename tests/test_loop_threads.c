@@ -343,6 +343,17 @@ END_TEST
 
 /* ---- fork --------------------------------------------------------------- */
 
+/* Pool threads alive in the parent when it forks are part of what the test
+ * covers, except under AddressSanitizer: GCC 12's ASan allocator takes no
+ * locks around fork(), so a pool thread still starting up (ASan allocates
+ * in its thread set-up) can leave the child's allocator locked forever.
+ * glibc's malloc is fork-safe, so plain and valgrind builds keep it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_BEFORE_FORK 0
+#else
+#define POOL_BEFORE_FORK 1
+#endif
+
 struct forky {
   eddy_loop_t *loop;
   int fds[2];
@@ -387,18 +398,20 @@ static int fork_round(struct forky *f, char c)
 
 /* The pool and signals survive fork: a job runs (the child's pool restarts)
  * and a signal is delivered (the child's own signalfd). */
-static int fork_extras(eddy_loop_t *loop)
+static int fork_extras(eddy_loop_t *loop, int use_pool)
 {
   struct sig s = { .loop = loop };
   eddy_future_t *job;
-  int ok;
+  int ok = 1;
 
   g_main_thread = pthread_self();
-  job = eddy_loop_run_in_thread(loop, work_square, (void *)(intptr_t)5, free);
-  ok = eddy_loop_run_until(loop, job, 10) == 0 &&
-       eddy_future_state(job) == EDDY_FUTURE_RESOLVED &&
-       *(long *)eddy_future_value(job) == 25;
-  eddy_future_unref(job);
+  if (use_pool) {
+    job = eddy_loop_run_in_thread(loop, work_square, (void *)(intptr_t)5, free);
+    ok = eddy_loop_run_until(loop, job, 10) == 0 &&
+         eddy_future_state(job) == EDDY_FUTURE_RESOLVED &&
+         *(long *)eddy_future_value(job) == 25;
+    eddy_future_unref(job);
+  }
   ok = ok && eddy_loop_add_signal(loop, SIGUSR2, sig_cb, &s) == 0;
   eddy_loop_call_soon(loop, kill_cb, (void *)(intptr_t)SIGUSR2);
   ok = ok && eddy_loop_run(loop) == 0 && s.n == 1 && s.got[0] == SIGUSR2;
@@ -421,7 +434,7 @@ START_TEST(test_fork)
   /* One round before forking, so the kernel has the registrations, the
    * pool has threads and a signal is watched. */
   ck_assert(fork_round(&f, 'a'));
-  ck_assert(fork_extras(loop));
+  ck_assert(fork_extras(loop, POOL_BEFORE_FORK));
   eddy_timer_start(t, 0.02, 0);
   pid = fork();
   ck_assert_int_ge(pid, 0);
@@ -429,7 +442,7 @@ START_TEST(test_fork)
     int ok = fork_round(&f, 'c');
     eddy_timer_start(t, 0.02, 0);
     ok = ok && fork_round(&f, 'd');
-    ok = ok && fork_extras(loop);
+    ok = ok && fork_extras(loop, 1);
     eddy_timer_free(t);
     eddy_loop_remove_handler(loop, f.fds[0]);
     eddy_loop_free(loop);
@@ -454,7 +467,7 @@ START_TEST(test_fork)
   ck_assert_int_eq(WEXITSTATUS(status), 0);
   eddy_timer_start(t, 0.02, 0);
   ck_assert(fork_round(&f, 'q'));
-  ck_assert(fork_extras(loop));
+  ck_assert(fork_extras(loop, 1));
   eddy_timer_free(t);
   eddy_loop_remove_handler(loop, f.fds[0]);
   close(f.fds[0]);
