@@ -2265,6 +2265,30 @@ START_TEST(test_idle_watch_leaves_data_in_kernel) {
 }
 END_TEST
 
+/* Data the idle peek left in the kernel is taken into the buffer when the
+ * stream closes, as the idle read would have: the peer gets a FIN after
+ * our last write, not a RST (which could discard it), and the bytes stay
+ * readable after the close. */
+START_TEST(test_close_after_idle_peek_sends_fin) {
+  int peer;
+  char buf[64];
+  eddy_stream_t *s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer);
+  eddy_future_t *wc = eddy_stream_wait_closed(s);
+  sfx_raw_write_all(peer, "extra", 5);
+  sfx_run_for(0.05);
+  ck_assert_uint_eq(eddy_stream_read_buffer_size(s), 0);
+  sfx_write_str(s, "answer");
+  eddy_stream_close(s, 0);
+  sfx_expect_ok(wc);
+  sfx_raw_read_exact(peer, buf, 6);
+  ck_assert(memcmp(buf, "answer", 6) == 0);
+  errno = 0;
+  ck_assert_int_eq(read(peer, buf, sizeof buf), 0); /* FIN, not ECONNRESET */
+  close(peer);
+  sfx_expect_str(eddy_stream_read_bytes(s, 5, 0), "extra");
+}
+END_TEST
+
 /* Data left in the kernel by the idle watch, then a reset: still noticed
  * (the error event makes one read, which finds the reset). */
 START_TEST(test_idle_unread_then_reset) {
@@ -2883,6 +2907,7 @@ static Suite *stream_suite(void) {
   tcase_add_test(cl, test_idle_reset_noticed);
   tcase_add_test(cl, test_idle_reset_noticed_wait_closed);
   tcase_add_test(cl, test_idle_unread_then_reset);
+  tcase_add_test(cl, test_close_after_idle_peek_sends_fin);
   tcase_add_test(cl, test_read_until_close_reset);
   tcase_add_test(cl, test_peer_reset_pending_write);
   suite_add_tcase(s, cl);

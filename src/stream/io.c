@@ -103,6 +103,53 @@ static void idle_peek(eddy_stream_t *s)
   }
 }
 
+/*
+ * Just before a socket's fd is closed: bytes left unread in the kernel
+ * would make close() send a RST instead of a FIN, and a RST throws away
+ * what is still in our send queue (the tail of the last write, a fatal
+ * alert, the close_notify). So what the stream knows to be there goes:
+ *   - a plain stream whose idle peek saw data: one chunk into the read
+ *     buffer, as the idle read would have taken it (buffered input stays
+ *     readable after the close);
+ *   - a filtered stream (TLS session tickets that arrived while the
+ *     stream was writing): read and dropped, bounded, since nothing will
+ *     decode it.
+ * Plain streams without peeked data make no syscall here.
+ */
+void eddy__io_drain_before_close(eddy_stream_t *s)
+{
+  ssize_t r;
+
+  if (s->fd < 0 || s->is_pipe || !(s->kernel_unread || s->filter))
+    return;
+  if (!s->filter) {
+    size_t have = eddy__buf_len(&s->rbuf), ask = s->opt.read_chunk_size;
+    s->kernel_unread = 0;
+    if (have >= s->opt.max_buffer_size)
+      return;
+    if (ask > s->opt.max_buffer_size - have)
+      ask = s->opt.max_buffer_size - have;
+    if (eddy__buf_reserve(&s->rbuf, ask) < 0)
+      return;
+    do {
+      r = recv(s->fd, eddy__buf_tail(&s->rbuf), ask, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0)
+      eddy__buf_commit(&s->rbuf, (size_t)r);
+    else if (eddy__buf_len(&s->rbuf) == 0)
+      eddy__buf_release(&s->rbuf);
+    return;
+  }
+  char scratch[16384];
+  for (int i = 0; i < 16; i++) {
+    do {
+      r = recv(s->fd, scratch, sizeof(scratch), 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < (ssize_t)sizeof(scratch))
+      break;
+  }
+}
+
 static ssize_t sys_read(eddy_stream_t *s, void *buf, size_t len)
 {
   ssize_t r;

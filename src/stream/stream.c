@@ -216,6 +216,7 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
 {
   if (s->state == EDDY__ST_CLOSED)
     return;
+  int was_open = s->state == EDDY__ST_OPEN;
   eddy__stream_hold(s);
   if (error && !s->error) {
     s->error = error;
@@ -228,6 +229,8 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
     eddy_loop_remove_handler(s->loop, s->fd);
   s->registered = 0;
   s->interest = 0;
+  if (was_open)
+    eddy__io_drain_before_close(s); /* a FIN, not a RST */
   if (s->fd >= 0)
     close(s->fd);
   s->fd = -1;

@@ -163,6 +163,7 @@ void eddy__read_clear(eddy_stream_t *s);
 /* io.c */
 void eddy__io_update(eddy_stream_t *s);
 int eddy__io_fill(eddy_stream_t *s, int bounded);
+void eddy__io_drain_before_close(eddy_stream_t *s);
 void eddy__io_handler(eddy_loop_t *loop, int fd, unsigned events, void *arg);
 
 /* write.c */
