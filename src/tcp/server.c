@@ -13,7 +13,10 @@
  * Tracking. The server must not keep handed-out streams alive (a stream
  * closes when its last reference goes), so it holds a weak pointer plus a
  * reference to the stream's wait_closed future: while that future is
- * pending the stream is open, hence alive, and the pointer is valid.
+ * pending the stream is open, hence alive, and the pointer is valid. The
+ * per-connection record waits on that future and on the handler's through
+ * tasks embedded in it (eddy__future_wait), so tracking a connection costs
+ * one small allocation besides the wait_closed future itself.
  *
  * TLS. With a tls_ctx every accepted socket becomes a server-side TLS
  * stream. A handshake guard (same weak-pointer scheme) closes it with
@@ -35,20 +38,23 @@
 #include "common/list.h"
 #include "eddy/tcp.h"
 #include "eddy/tls.h"
+#include "future/future_internal.h" /* eddy__future_wait */
 #include "loop/loop_internal.h"
 #include "tcp/acceptor.h"
 
 #define DEFAULT_ACCEPT_QUEUE 128
 #define MAX_LISTEN_FDS 16
 
-/* A handed-out stream being counted. */
+/* A handed-out stream being counted. It lives until both futures it waits
+ * on have settled and their tasks have run. */
 struct conn {
-  struct eddy_list node;
+  struct eddy_list node;  /* in srv->conns */
   eddy_tcp_server_t *srv;
-  eddy_stream_t *s;       /* weak: valid while `closed` is pending */
-  eddy_future_t *closed;  /* the stream's wait_closed future */
-  eddy_stream_t *held;    /* the handler's reference, until its future settles */
-  int refs;               /* the close watch, plus the handler's future */
+  eddy_stream_t *s;       /* weak while `closed` is pending; a reference of
+                             ours while `handler` is set */
+  eddy_future_t *closed;  /* the stream's wait_closed future, until seen */
+  eddy_future_t *handler; /* the handler's future, until seen settled */
+  struct eddy__task closed_task, handler_task;
 };
 
 /* Closes a TLS stream whose handshake outlives its deadline; freed when
@@ -56,6 +62,7 @@ struct conn {
 struct hs_guard {
   eddy_stream_t *s;      /* weak: valid while `closed` is pending */
   eddy_future_t *closed; /* the stream's wait_closed future */
+  struct eddy__task closed_task;
   eddy_timer_t *timer;
 };
 
@@ -65,6 +72,8 @@ struct handshaking {
   struct eddy_list node; /* in srv->handshaking */
   eddy_tcp_server_t *srv;
   eddy_stream_t *s; /* our reference */
+  eddy_future_t *done; /* its wait_for_handshake future */
+  struct eddy__task done_task;
   struct sockaddr_storage peer;
   socklen_t peer_len;
 };
@@ -153,7 +162,7 @@ static void close_open_conns(eddy_tcp_server_t *srv)
   struct eddy_list *pos, *tmp;
   eddy_list_foreach_safe(pos, tmp, &srv->conns) {
     struct conn *c = eddy_container_of(pos, struct conn, node);
-    if (!eddy_future_done(c->closed))
+    if (c->closed != NULL && !eddy_future_done(c->closed))
       eddy_stream_close(c->s, 0);
   }
 }
@@ -175,42 +184,41 @@ static void maybe_finish_shutdown(eddy_tcp_server_t *srv)
 /* Tracking handed-out streams                                               */
 /* ------------------------------------------------------------------------ */
 
-static void conn_release(struct conn *c)
+/* Frees @c once both of its waits have ended. */
+static void conn_maybe_free(struct conn *c)
 {
-  if (--c->refs > 0)
+  if (c->closed != NULL || c->handler != NULL)
     return;
   eddy_tcp_server_t *srv = c->srv;
   eddy_list_remove(&c->node);
-  eddy_future_unref(c->closed);
   free(c);
   maybe_finish_shutdown(srv);
   server_release(srv);
 }
 
-static void on_conn_closed(eddy_future_t *f, void *arg)
+static void on_conn_closed(struct eddy__task *task)
 {
-  struct conn *c = arg;
+  struct conn *c = eddy_container_of(task, struct conn, closed_task);
+  eddy_future_unref(c->closed);
+  c->closed = NULL;
   c->srv->nopen--;
   if (!c->srv->stopped)
     update_pause(c->srv);
-  conn_release(c);
+  conn_maybe_free(c);
 }
 
 /* Starts counting @s. On failure the caller closes it. */
 static struct conn *track(eddy_tcp_server_t *srv, eddy_stream_t *s)
 {
-  struct conn *c = calloc(1, sizeof *c);
-  if (c == NULL)
-    return NULL;
-  c->closed = eddy_stream_wait_closed(s);
-  if (c->closed == NULL || eddy_future_add_done(c->closed, on_conn_closed, c) < 0) {
-    eddy_future_unref(c->closed);
+  struct conn *c = malloc(sizeof *c);
+  eddy_future_t *closed = c != NULL ? eddy_stream_wait_closed(s) : NULL;
+  if (closed == NULL) {
     free(c);
     return NULL;
   }
-  c->srv = srv;
-  c->s = s;
-  c->refs = 1;
+  *c = (struct conn){ .srv = srv, .s = s, .closed = closed };
+  c->closed_task.run = on_conn_closed;
+  eddy__future_wait(closed, &c->closed_task);
   eddy_list_insert_tail(&srv->conns, &c->node);
   srv->nopen++;
   server_hold(srv);
@@ -229,9 +237,10 @@ static void drop_stream(eddy_tcp_server_t *srv, eddy_stream_t *s,
   eddy_stream_unref(s);
 }
 
-static void on_handler_done(eddy_future_t *f, void *arg)
+static void on_handler_done(struct eddy__task *task)
 {
-  struct conn *c = arg;
+  struct conn *c = eddy_container_of(task, struct conn, handler_task);
+  eddy_future_t *f = c->handler;
   int err = eddy_future_error(f);
   if (err == EDDY_ECLOSED || err == EDDY_ECANCELLED)
     eddy__log(c->srv->loop, EDDY_LOG_DEBUG, "stream handler ended: %s",
@@ -239,12 +248,14 @@ static void on_handler_done(eddy_future_t *f, void *arg)
   else if (err != 0)
     eddy__log(c->srv->loop, EDDY_LOG_WARNING,
               "Exception in stream handler: %s", eddy_future_message(f));
-  eddy_stream_unref(c->held);
-  c->held = NULL;
-  conn_release(c);
+  eddy_future_unref(f);
+  c->handler = NULL;
+  eddy_stream_unref(c->s);
+  conn_maybe_free(c);
 }
 
-/* Calls the handler with @s, whose reference it consumes. */
+/* Calls the handler with @s, whose reference it consumes: the server keeps
+ * it until the handler's future settles. */
 static void call_handler(eddy_tcp_server_t *srv, eddy_stream_t *s,
                          const struct sockaddr *peer)
 {
@@ -258,14 +269,9 @@ static void call_handler(eddy_tcp_server_t *srv, eddy_stream_t *s,
     eddy_stream_unref(s);
     return;
   }
-  c->held = s;
-  c->refs++;
-  if (eddy_future_add_done(f, on_handler_done, c) < 0) {
-    c->held = NULL;
-    eddy_stream_unref(s);
-    conn_release(c);
-  }
-  eddy_future_unref(f);
+  c->handler = f;
+  c->handler_task.run = on_handler_done;
+  eddy__future_wait(f, &c->handler_task);
 }
 
 /* Resolves the oldest pending accept future with @s (consumed).
@@ -347,10 +353,9 @@ static void on_guard_deadline(void *arg)
     eddy_stream_close(g->s, EDDY_ETIMEOUT);
 }
 
-static void on_guard_closed(eddy_future_t *f, void *arg)
+static void on_guard_closed(struct eddy__task *task)
 {
-  struct hs_guard *g = arg;
-  (void)f;
+  struct hs_guard *g = eddy_container_of(task, struct hs_guard, closed_task);
   eddy_timer_free(g->timer);
   eddy_future_unref(g->closed);
   free(g);
@@ -368,13 +373,13 @@ static int guard_handshake(eddy_tcp_server_t *srv, eddy_stream_t *s)
   g->s = s;
   g->timer = eddy_timer_new(srv->loop, on_guard_deadline, g);
   g->closed = g->timer != NULL ? eddy_stream_wait_closed(s) : NULL;
-  if (g->closed == NULL ||
-      eddy_future_add_done(g->closed, on_guard_closed, g) < 0) {
-    eddy_future_unref(g->closed);
+  if (g->closed == NULL) {
     eddy_timer_free(g->timer);
     free(g);
     return -ENOMEM;
   }
+  g->closed_task.run = on_guard_closed;
+  eddy__future_wait(g->closed, &g->closed_task);
   eddy_timer_start(g->timer, timeout, 0);
   return 0;
 }
@@ -398,10 +403,11 @@ static const char *peer_text(const struct sockaddr *sa, char *buf, size_t len)
   return buf;
 }
 
-static void on_handshake_done(eddy_future_t *f, void *arg)
+static void on_handshake_done(struct eddy__task *task)
 {
-  struct handshaking *h = arg;
+  struct handshaking *h = eddy_container_of(task, struct handshaking, done_task);
   eddy_tcp_server_t *srv = h->srv;
+  eddy_future_t *f = h->done;
 
   eddy_list_remove(&h->node);
   srv->nhandshaking--;
@@ -419,6 +425,7 @@ static void on_handshake_done(eddy_future_t *f, void *arg)
   }
   if (!srv->stopped)
     update_pause(srv);
+  eddy_future_unref(f);
   free(h);
   server_release(srv);
 }
@@ -429,20 +436,21 @@ static void handshake_first(eddy_tcp_server_t *srv, eddy_stream_t *s,
 {
   struct handshaking *h = calloc(1, sizeof *h);
   eddy_future_t *f = h != NULL ? eddy_stream_wait_for_handshake(s) : NULL;
-  if (f == NULL || eddy_future_add_done(f, on_handshake_done, h) < 0) {
-    eddy_future_unref(f);
+  if (f == NULL) {
     free(h);
     drop_stream(srv, s, "out of memory");
     return;
   }
-  eddy_future_unref(f);
   h->srv = srv;
   h->s = s;
+  h->done = f;
   h->peer_len = peer_len <= sizeof h->peer ? peer_len : sizeof h->peer;
   memcpy(&h->peer, peer, h->peer_len);
   eddy_list_insert_tail(&srv->handshaking, &h->node);
   srv->nhandshaking++;
   server_hold(srv);
+  h->done_task.run = on_handshake_done;
+  eddy__future_wait(f, &h->done_task);
 }
 
 /* ------------------------------------------------------------------------ */
