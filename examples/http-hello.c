@@ -49,7 +49,7 @@ static int has_token(const char *v, const char *end, const char *token)
     while (v < end && *v != ',')
       v++;
     const char *te = v;
-    while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
+    while (te > t && (te[-1] == ' ' || te[-1] == '\t' || te[-1] == '\r'))
       te--;
     if ((size_t)(te - t) == n && strncasecmp(t, token, n) == 0)
       return 1;
@@ -57,34 +57,48 @@ static int has_token(const char *v, const char *end, const char *token)
   return 0;
 }
 
-/* Reads the request head (NUL-terminated, ending in CRLF CRLF) and decides
- * how to answer. */
-static enum reply classify(const char *req)
+/* If the header line [line, eol) is named @name (lower case), its value;
+ * else NULL. */
+static const char *header_value(const char *line, const char *eol,
+                                const char *name, size_t len)
 {
-  const char *eol = strstr(req, "\r\n");
-  if (eol == NULL || eol - req < 8)
+  if ((size_t)(eol - line) > len && line[len] == ':' &&
+      strncasecmp(line, name, len) == 0)
+    return line + len + 1;
+  return NULL;
+}
+
+/* Reads the request head [req, req + len), which ends in CRLF CRLF, and
+ * decides how to answer. One pass: each header line costs a memchr and a
+ * look at its first letter; only the three that matter are compared. */
+static enum reply classify(const char *req, size_t len)
+{
+  const char *end = req + len;
+  const char *eol = memchr(req, '\n', len);
+  if (eol == NULL || eol - req < 9 || memcmp(eol - 9, "HTTP/1.", 7) != 0 ||
+      (eol[-2] != '0' && eol[-2] != '1') || eol[-1] != '\r')
     return CLOSE;
-  int http11 = strncmp(eol - 8, "HTTP/1.1", 8) == 0;
-  if (!http11 && strncmp(eol - 8, "HTTP/1.0", 8) != 0)
-    return CLOSE;
+  int http11 = eol[-2] == '1';
   int keep = http11, close = 0;
-  for (const char *line = eol + 2; *line != '\r' && *line != '\0';) {
-    eol = strstr(line, "\r\n");
+  for (const char *line = eol + 1; line < end && *line != '\r'; line = eol + 1) {
+    eol = memchr(line, '\n', (size_t)(end - line));
     if (eol == NULL)
       return CLOSE;
-    const char *colon = memchr(line, ':', (size_t)(eol - line));
-    if (colon != NULL) {
-      size_t name = (size_t)(colon - line);
-      if (name == 10 && strncasecmp(line, "Connection", 10) == 0) {
-        close |= has_token(colon + 1, eol, "close");
-        keep |= has_token(colon + 1, eol, "keep-alive");
-      } else if ((name == 14 && strncasecmp(line, "Content-Length", 14) == 0 &&
-                  !has_token(colon + 1, eol, "0")) ||
-                 (name == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0)) {
-        close = 1; /* a body we do not read */
+    const char *v;
+    switch (*line | 0x20) { /* lower case: most headers stop here */
+    case 'c':
+      if ((v = header_value(line, eol, "connection", 10)) != NULL) {
+        close |= has_token(v, eol, "close");
+        keep |= has_token(v, eol, "keep-alive");
+      } else if ((v = header_value(line, eol, "content-length", 14)) != NULL) {
+        close |= !has_token(v, eol, "0"); /* a body we do not read */
       }
+      break;
+    case 't':
+      if (header_value(line, eol, "transfer-encoding", 17) != NULL)
+        close = 1; /* a body we do not read */
+      break;
     }
-    line = eol + 2;
   }
   if (close || !keep)
     return CLOSE;
@@ -93,7 +107,7 @@ static enum reply classify(const char *req)
 
 static eddy_future_t *respond(eddy_future_t *request, void *stream)
 {
-  enum reply r = classify(eddy_future_value(request));
+  enum reply r = classify(eddy_future_value(request), eddy_future_size(request));
   eddy_future_t *sent =
       eddy_stream_write_borrowed(stream, replies[r].text, replies[r].len);
   if (r != CLOSE)

@@ -228,6 +228,14 @@ exchange(b'GET / HTTP/1.0\r\nHost: x\r\n\r\n', True)
 exchange(b'GET / HTTP/1.0\r\ncOnNeCtIoN: Keep-Alive\r\n\r\n', False)
 exchange(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n', False)
 exchange(b'GET / HTTP/1.1\r\nConnection: close\r\n\r\n', True)
+# Token lists, any case; a request body (not read) closes, an empty one not.
+exchange(b'GET / HTTP/1.1\r\nHost: x\r\nconnection: Upgrade , CLOSE\r\n\r\n', True)
+exchange(b'GET / HTTP/1.0\r\nConnection: foo, keep-alive\r\n\r\n', False)
+exchange(b'GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n', False)
+exchange(b'POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello', True)
+exchange(b'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', True)
+exchange(b'GET / HTTP/2.0\r\n\r\n', True)
+exchange(b'GET / HTTP/1.1\r\nX-Connection: close\r\nConnectionX: close\r\n\r\n', False)
 # Pipelined requests are answered in order.
 s = socket.create_connection(('127.0.0.1', $port), timeout=10)
 s.sendall(b'GET /a HTTP/1.1\r\n\r\n' * 3)
@@ -235,6 +243,21 @@ data = b''
 while data.count(b'Hello, world!') < 3:
     data += s.recv(4096)
 s.close()
+# ... and a pipelined close ends the connection after its own answer.
+s = socket.create_connection(('127.0.0.1', $port), timeout=10)
+s.sendall(b'GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n'
+          b'GET /b HTTP/1.1\r\nConnection: close\r\n\r\n'
+          b'GET /c HTTP/1.1\r\n\r\n')
+data = b''
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+s.close()
+assert data.count(b'Hello, world!') == 2, data
+assert data.count(b'Connection: keep-alive\r\n') == 1, data
+assert data.endswith(b'Connection: close\r\n\r\nHello, world!'), data
 " || fail "python http client"
 stop hello
 
