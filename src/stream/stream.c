@@ -448,6 +448,7 @@ int eddy_stream_set_nodelay(eddy_stream_t *s, int on)
   if (!s->is_tcp)
     return 0;
   int v = on ? 1 : 0;
+  s->nodelay_on = 0;
   if (setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) < 0) {
     /* The socket may be racing with a reset; that is not the caller's
      * problem (Tornado ignores these too). */
@@ -455,6 +456,7 @@ int eddy_stream_set_nodelay(eddy_stream_t *s, int on)
       return 0;
     return -errno;
   }
+  s->nodelay_on = on != 0;
   return 0;
 }
 

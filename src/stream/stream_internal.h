@@ -93,6 +93,8 @@ struct eddy_stream {
   unsigned in_flush : 1;       /* eddy__write_flush is running */
   unsigned no_sendfile : 1;    /* sendfile refused this fd pair: pread+write */
   unsigned kernel_unread : 1;  /* an idle peek saw bytes no read asked for */
+  unsigned nodelay_on : 1;     /* set_nodelay(1) succeeded: a TCP socket, Nagle off */
+  unsigned corked : 1;         /* an inline send used MSG_MORE; nothing pushed it yet */
 
   eddy_stream_options_t opt; /* effective values, no zeros */
 
@@ -118,6 +120,11 @@ struct eddy_stream {
   int late_queued;
   struct eddy__task chunk_task; /* chunked read started with data buffered */
   int chunk_queued;
+  struct eddy__task push_task; /* pushes corked bytes at the end of the pass */
+  int push_queued;
+  unsigned push_idle;   /* push_task hops without a new corked send */
+  unsigned cork_sends;  /* MSG_MORE sends so far (push_task's progress mark) */
+  unsigned push_mark;
 
   eddy_timer_t *timer;
   double timer_at;        /* when the timer is due, 0 if stopped */

@@ -13,6 +13,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,13 +53,15 @@ ssize_t eddy__write_raw(eddy_stream_t *s, const struct iovec *iov, int n)
       r = sendmsg(s->fd, &m, MSG_NOSIGNAL);
     }
   } while (r < 0 && errno == EINTR);
+  if (r > 0)
+    s->corked = 0; /* a send without MSG_MORE pushes what is queued before it */
   return r;
 }
 
-ssize_t eddy__write_some(eddy_stream_t *s, const void *data, size_t len)
+/* What a send of @len bytes that returned @r means for the stream: EAGAIN
+ * and a short send wait for room, other errors close. @return as below. */
+static ssize_t write_outcome(eddy_stream_t *s, ssize_t r, size_t len)
 {
-  struct iovec iov = {(void *)data, len};
-  ssize_t r = eddy__write_raw(s, &iov, 1);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       s->write_waiting = 1;
@@ -69,6 +74,12 @@ ssize_t eddy__write_some(eddy_stream_t *s, const void *data, size_t len)
   if ((size_t)r < len)
     s->write_waiting = 1; /* the kernel is full: wait for room */
   return r;
+}
+
+ssize_t eddy__write_some(eddy_stream_t *s, const void *data, size_t len)
+{
+  struct iovec iov = {(void *)data, len};
+  return write_outcome(s, eddy__write_raw(s, &iov, 1), len);
 }
 
 /* One step of a file piece: sendfile where it works, else pread + write. */
@@ -316,6 +327,78 @@ static int write_check(eddy_stream_t *s, size_t len)
 }
 
 /*
+ * Corking. A pipelining peer (several requests in one read) gets one
+ * answer per request, and on a TCP_NODELAY socket each send() transmits at
+ * once: over loopback that send also runs the peer's receive path, which
+ * costs more than the copy. So while more input is buffered -- more
+ * answers are likely to follow in this pass -- an inline send carries
+ * MSG_MORE: the bytes are in the kernel (the write's future may resolve,
+ * stream.h) but the partial segment waits. The next send without MSG_MORE
+ * pushes everything; if none comes, push_task does it (setsockopt
+ * TCP_NODELAY, which pushes pending frames) once the deferred tasks of the
+ * pass have run, before the loop polls. Only where Nagle is off
+ * (set_nodelay), so the push is exactly what that option asked for.
+ */
+static void push_now(eddy_stream_t *s)
+{
+  int one = 1;
+  s->corked = 0;
+  if (s->fd >= 0 && s->state == EDDY__ST_OPEN)
+    (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* Hops to the back of the deferred FIFO while the stream keeps sending
+ * corked answers; after PUSH_IDLE_HOPS hops without one, pushes. */
+#define PUSH_IDLE_HOPS 4
+
+static void push_task_run(struct eddy__task *task)
+{
+  eddy_stream_t *s = (eddy_stream_t *)((char *)task - offsetof(eddy_stream_t, push_task));
+  if (s->corked && s->state == EDDY__ST_OPEN) {
+    if (s->cork_sends != s->push_mark) {
+      s->push_mark = s->cork_sends;
+      s->push_idle = 0;
+    }
+    if (++s->push_idle <= PUSH_IDLE_HOPS) {
+      eddy__loop_defer(s->loop, &s->push_task); /* keeps its reference */
+      return;
+    }
+    push_now(s);
+  }
+  s->corked = 0;
+  s->push_queued = 0;
+  eddy__stream_release(s);
+}
+
+/* An inline send of everything with MSG_MORE. @return as eddy__write_some. */
+static ssize_t send_corked(eddy_stream_t *s, const void *data, size_t len)
+{
+  ssize_t r;
+  do {
+    r = send(s->fd, data, len, MSG_NOSIGNAL | MSG_MORE);
+  } while (r < 0 && errno == EINTR);
+  if (write_outcome(s, r, len) < 0)
+    return -1;
+  if (r > 0) {
+    s->corked = 1;
+    s->cork_sends++;
+    if (!s->push_queued) {
+      s->push_queued = 1;
+      s->push_idle = 0;
+      s->push_mark = s->cork_sends;
+      s->push_task.run = push_task_run;
+      eddy__stream_hold(s);
+      eddy__loop_defer(s->loop, &s->push_task);
+    }
+  }
+  if (r < 0)
+    return 0; /* EAGAIN: write_outcome set write_waiting */
+  if ((size_t)r < len && s->corked)
+    push_now(s); /* the kernel is full: what it has goes now, the rest waits */
+  return r;
+}
+
+/*
  * With nothing queued ahead, offers @len bytes to the kernel at once.
  * @return bytes taken (counted as queued and sent), or -1 if the stream
  * closed on an error.
@@ -325,7 +408,9 @@ static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
   if (len == 0 || s->state != EDDY__ST_OPEN || s->write_waiting || s->filter ||
       !eddy__wq_empty(&s->wq))
     return 0;
-  ssize_t r = eddy__write_some(s, data, len);
+  ssize_t r = s->nodelay_on && !s->is_pipe && eddy__buf_len(&s->rbuf) > 0
+                  ? send_corked(s, data, len)
+                  : eddy__write_some(s, data, len);
   if (r > 0) {
     s->wq.queued += (size_t)r;
     s->wq.sent += (size_t)r;
