@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@
 
 #include "eddy/stream.h"
 #include "stream/buffer.h"
+#include "stream/stream_internal.h"
 #include "stream/transport.h"
 #include "stream/writeq.h"
 
@@ -1119,6 +1121,168 @@ START_TEST(test_fd_leaks)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Corked inline sends (MSG_MORE on TCP_NODELAY sockets, write.c)            */
+/* ------------------------------------------------------------------------ */
+
+/* A connected TCP pair over 127.0.0.1, both as streams on the test loop:
+ * *srv is the accepted side with set_nodelay(1), *cli the connecting side
+ * (also Nagle off, so the client never delays the requests). */
+static void nodelay_pair(eddy_stream_t **srv, eddy_stream_t **cli)
+{
+  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof(a);
+  ck_assert_int_ge(l, 0);
+  ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+  ck_assert_int_eq(listen(l, 1), 0);
+  ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+  int sfd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+  ck_assert_int_ge(sfd, 0);
+  close(l);
+  *srv = eddy_stream_new_socket(loop, sfd, NULL);
+  *cli = eddy_stream_new_socket(loop, c, NULL);
+  ck_assert_ptr_nonnull(*srv);
+  ck_assert_ptr_nonnull(*cli);
+  ck_assert_int_eq(eddy_stream_set_nodelay(*srv, 1), 0);
+  ck_assert_int_eq(eddy_stream_set_nodelay(*cli, 1), 0);
+}
+
+/* The echo chain: read_until "\n", then write what was read, forever. */
+static eddy_future_t *echo_write(eddy_future_t *line, void *stream)
+{
+  return eddy_stream_write_bytes_of(stream, line);
+}
+
+static eddy_future_t *echo_step(void *stream)
+{
+  return eddy_then_ok(eddy_stream_read_until(stream, "\n", 1, 0), echo_write,
+                      stream);
+}
+
+/* Sends @p len bytes from the client in one write and expects @p want
+ * (@p wlen bytes) back, in order. */
+static void echo_expect(eddy_stream_t *cli, const char *data, size_t len,
+                        const char *want, size_t wlen)
+{
+  eddy_future_t *w = eddy_stream_write(cli, data, len);
+  eddy_future_t *r = eddy_stream_read_bytes(cli, wlen, 0);
+  wait_for(r);
+  ck_assert_int_eq(eddy_future_state(r), EDDY_FUTURE_RESOLVED);
+  ck_assert_uint_eq(eddy_future_size(r), wlen);
+  ck_assert(memcmp(eddy_future_value(r), want, wlen) == 0);
+  eddy_future_unref(r);
+  wait_for(w);
+  ck_assert_int_eq(eddy_future_state(w), EDDY_FUTURE_RESOLVED);
+  eddy_future_unref(w);
+}
+
+static void echo_roundtrip(eddy_stream_t *cli, const char *data, size_t len)
+{
+  echo_expect(cli, data, len, data, len);
+}
+
+static void echo_finish(eddy_stream_t *srv, eddy_stream_t *cli, eddy_future_t *echo)
+{
+  eddy_stream_unref(cli); /* closes: the echo's next read fails */
+  wait_for(echo);
+  ck_assert_int_eq(eddy_future_state(echo), EDDY_FUTURE_REJECTED);
+  eddy_future_unref(echo);
+  eddy_stream_unref(srv);
+  spin(0.01);
+}
+
+/* Many lines in one packet: each echo but the last of a read goes out
+ * corked; every byte must still come back, in order. */
+START_TEST(test_cork_echo_many_lines)
+{
+  eddy_stream_t *srv, *cli;
+  nodelay_pair(&srv, &cli);
+  eddy_future_t *echo = eddy_repeat(echo_step, srv);
+  ck_assert_ptr_nonnull(echo);
+
+  /* 4 lines of 16 KiB in one send. */
+  size_t big = 4 * 16 * 1024;
+  char *data = malloc(big);
+  for (size_t i = 0; i < big; i++)
+    data[i] = (char)('a' + (i * 7 + i / 16384) % 26);
+  for (int k = 1; k <= 4; k++)
+    data[k * 16384 - 1] = '\n';
+  echo_roundtrip(cli, data, big);
+  free(data);
+
+  /* 1000 short lines in one send. */
+  char *lines = malloc(1000 * 16);
+  size_t n = 0;
+  for (int k = 0; k < 1000; k++)
+    n += (size_t)sprintf(lines + n, "line %d\n", k);
+  echo_roundtrip(cli, lines, n);
+  /* And the same again, so the corking starts over on a used stream. */
+  echo_roundtrip(cli, lines, n);
+  free(lines);
+
+  ck_assert_uint_gt(srv->cork_sends, 0); /* the MSG_MORE path ran */
+  echo_finish(srv, cli, echo);
+}
+END_TEST
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Two lines and the start of a third in one packet: the second echo is
+ * corked (the partial line is still buffered) and no later send comes, so
+ * only the end-of-pass push gets it out. Both echoes must arrive. Without
+ * the push Linux holds the corked bytes for about 200 ms (the probe timer)
+ * or more, so the tries must also not all be that slow: one fast try of
+ * five is enough (the push makes them sub-millisecond on loopback). */
+START_TEST(test_cork_pushed_at_end_of_pass)
+{
+  eddy_stream_t *srv, *cli;
+  nodelay_pair(&srv, &cli);
+  eddy_future_t *echo = eddy_repeat(echo_step, srv);
+  ck_assert_ptr_nonnull(echo);
+
+  char prev[32] = "", msg[96], want[128];
+  double best = 1e9;
+  unsigned corked_before = srv->cork_sends;
+  for (int k = 0; k < 5; k++) {
+    int mlen = snprintf(msg, sizeof(msg), "%d-first\n%d-second\n%d-part", k, k, k);
+    int wlen = snprintf(want, sizeof(want), "%s%d-first\n%d-second\n", prev, k, k);
+    snprintf(prev, sizeof(prev), "%d-part", k);
+    double t0 = now_s();
+    eddy_future_t *w = eddy_stream_write(cli, msg, (size_t)mlen);
+    eddy_future_t *r = eddy_stream_read_bytes(cli, (size_t)wlen, 0);
+    ck_assert_int_eq(eddy_loop_run_until(loop, r, 5.0), 0);
+    double dt = now_s() - t0;
+    if (dt < best)
+      best = dt;
+    ck_assert_int_eq(eddy_future_state(r), EDDY_FUTURE_RESOLVED);
+    ck_assert_uint_eq(eddy_future_size(r), (size_t)wlen);
+    ck_assert(memcmp(eddy_future_value(r), want, (size_t)wlen) == 0);
+    eddy_future_unref(r);
+    wait_for(w);
+    eddy_future_unref(w);
+  }
+  /* Each try corked its second echo (the partial line was buffered). */
+  ck_assert_uint_ge(srv->cork_sends - corked_before, 5);
+  ck_assert_msg(best < 0.150,
+                "corked echo never pushed promptly: best of 5 tries %.3f s", best);
+  /* The last partial line completes: a plain send, echoed at once. */
+  int wlen = snprintf(want, sizeof(want), "%s\n", prev);
+  echo_expect(cli, "\n", 1, want, (size_t)wlen);
+  echo_finish(srv, cli, echo);
+}
+END_TEST
+
 static Suite *unit_suite(void)
 {
   Suite *s = suite_create("stream_unit");
@@ -1161,6 +1325,8 @@ static Suite *unit_suite(void)
   tcase_add_test(io, test_bad_input);
   tcase_add_test(io, test_regex_binary);
   tcase_add_test(io, test_fd_leaks);
+  tcase_add_test(io, test_cork_echo_many_lines);
+  tcase_add_test(io, test_cork_pushed_at_end_of_pass);
   suite_add_tcase(s, io);
   return s;
 }
