@@ -102,6 +102,24 @@ static int fd_count(void)
 /* The read buffer                                                           */
 /* ------------------------------------------------------------------------ */
 
+/* Feeds @p msg to a buffer one byte at a time, searching for @p delim after
+ * each (resuming where the last search stopped), and returns the end of
+ * the first match; asserts it is found as soon as its last byte arrives. */
+static size_t find_byte_at_a_time(const char *msg, const char *delim)
+{
+  struct eddy__buf c = EDDY__BUF_INIT;
+  size_t from = 0, hit = 0, pos = 0;
+  for (size_t i = 0; msg[i] && !hit; i++) {
+    eddy__buf_append(&c, msg + i, 1);
+    hit = eddy__buf_find(&c, delim, strlen(delim), &from);
+    ck_assert_uint_le(from, i + 1);
+    pos = i + 1;
+  }
+  ck_assert_uint_eq(pos, hit);
+  eddy__buf_release(&c);
+  return hit;
+}
+
 START_TEST(test_buf_find_across_boundaries)
 {
   struct eddy__buf b = EDDY__BUF_INIT;
@@ -115,26 +133,34 @@ START_TEST(test_buf_find_across_boundaries)
   ck_assert_uint_eq(eddy__buf_find(&b, "\r\n", 2, &from), 5);
 
   /* A long delimiter arriving one byte at a time. */
-  struct eddy__buf c = EDDY__BUF_INIT;
-  const char *msg = "0123456789--BOUNDARY--tail";
-  size_t pos = 0, hit = 0;
-  from = 0;
-  for (size_t i = 0; msg[i] && !hit; i++) {
-    eddy__buf_append(&c, msg + i, 1);
-    hit = eddy__buf_find(&c, "--BOUNDARY--", 12, &from);
-    ck_assert_uint_le(from, i + 1);
-    pos = i + 1;
-  }
-  ck_assert_uint_eq(hit, 22);
-  ck_assert_uint_eq(pos, 22);
+  ck_assert_uint_eq(find_byte_at_a_time("0123456789--BOUNDARY--tail", "--BOUNDARY--"), 22);
 
   /* Binary: NULs in data and delimiter. */
   struct eddy__buf d = EDDY__BUF_INIT;
   from = 0;
   eddy__buf_append(&d, "a\0\0b\0", 5);
   ck_assert_uint_eq(eddy__buf_find(&d, "\0\0", 2, &from), 3);
+
+  /* The delimiter's first byte repeats, in it and just before the match:
+   * a false start at every '\r' must not skip the real one. */
+  struct eddy__buf e = EDDY__BUF_INIT;
+  from = 0;
+  eddy__buf_append(&e, "\r\n\r\r\n\r\n", 7);
+  ck_assert_uint_eq(eddy__buf_find(&e, "\r\n\r\n", 4, &from), 7);
+  /* The same arriving one byte at a time, resuming each time. */
+  ck_assert_uint_eq(find_byte_at_a_time("GET / HTTP/1.1\r\nA: b\r\n\r\r\n\r\nbody", "\r\n\r\n"),
+                    strlen("GET / HTTP/1.1\r\nA: b\r\n\r\r\n\r\n"));
+  /* A match that ends exactly at the buffer's end, and one byte short. */
+  struct eddy__buf g = EDDY__BUF_INIT;
+  from = 0;
+  eddy__buf_append(&g, "xx\r\n\r", 5);
+  ck_assert_uint_eq(eddy__buf_find(&g, "\r\n\r\n", 4, &from), 0);
+  ck_assert_uint_eq(from, 2);
+  eddy__buf_append(&g, "\n", 1);
+  ck_assert_uint_eq(eddy__buf_find(&g, "\r\n\r\n", 4, &from), 6);
+  eddy__buf_release(&e);
+  eddy__buf_release(&g);
   eddy__buf_release(&b);
-  eddy__buf_release(&c);
   eddy__buf_release(&d);
 }
 END_TEST

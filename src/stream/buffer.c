@@ -208,13 +208,24 @@ size_t eddy__buf_find(const struct eddy__buf *b, const void *delim, size_t dlen,
   if (dlen == 0 || len < dlen)
     return 0;
   if (from <= len - dlen) {
-    const char *p;
-    if (dlen == 1)
-      p = memchr(h + from, *(const unsigned char *)delim, len - from);
-    else
-      p = memmem(h + from, len - from, delim, dlen);
-    if (p)
-      return (size_t)(p - h) + dlen;
+    /* memchr on the first byte, then compare the rest where it matches.
+     * glibc's memmem has a high fixed cost per call, and the common case
+     * is a short delimiter ("\r\n", "\r\n\r\n") in a short buffer (a
+     * request head). Worst case O(len * dlen): the delimiter is the
+     * caller's, so that factor is bounded by it, not by the peer. */
+    const unsigned char first = *(const unsigned char *)delim;
+    const char *p = h + from;
+    const char *last = h + (len - dlen); /* last place a match can start */
+    for (;;) {
+      p = memchr(p, first, (size_t)(last - p) + 1);
+      if (!p)
+        break;
+      if (dlen == 1 || memcmp(p + 1, (const char *)delim + 1, dlen - 1) == 0)
+        return (size_t)(p - h) + dlen;
+      if (p == last)
+        break;
+      p++;
+    }
   }
   /* A delimiter not found so far can only start in its last dlen-1 bytes. */
   if (len - dlen + 1 > from)
