@@ -29,7 +29,18 @@ struct region_cache {
   } slot[CACHE_SLOTS];
 };
 
-static __thread struct region_cache tcache;
+/*
+ * initial-exec: the cache is only touched inside libeddy, and with the
+ * default model every access from the shared library goes through
+ * __tls_get_addr. The cost of initial-exec is that a dlopen()ed libeddy
+ * takes its TLS from glibc's static TLS surplus; these ~150 bytes fit it
+ * (libeddy is normally linked at start-up anyway).
+ */
+#define EDDY__TLS_IE __attribute__((tls_model("initial-exec")))
+
+static __thread struct region_cache tcache EDDY__TLS_IE;
+/* This thread's cache_key value is set (thread exit will flush). */
+static __thread int tcache_registered EDDY__TLS_IE;
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
@@ -38,6 +49,9 @@ static void cache_destroy(void *unused)
 {
   (void)unused;
   eddy__buf_cache_flush();
+  /* The key's value is NULL now: a region cached by a later destructor
+   * must register again (it gets another destructor round). */
+  tcache_registered = 0;
 }
 
 static void cache_key_init(void)
@@ -72,10 +86,11 @@ static char *region_get(size_t want, size_t *cap)
 static void region_put(char *data, size_t cap)
 {
   if (cap >= CACHE_MIN_CAP && cap <= CACHE_MAX_CAP && tcache.n < CACHE_SLOTS) {
-    if (tcache.n == 0) {
-      /* First use on this thread: make sure thread exit empties it. */
+    if (!tcache_registered) {
+      /* First use on this thread: make sure thread exit empties it. The
+       * value stays set until then, so this runs once per thread. */
       pthread_once(&cache_once, cache_key_init);
-      (void)pthread_setspecific(cache_key, &tcache);
+      tcache_registered = pthread_setspecific(cache_key, &tcache) == 0;
     }
     tcache.slot[tcache.n].data = data;
     tcache.slot[tcache.n].cap = cap;
