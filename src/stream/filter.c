@@ -24,7 +24,7 @@ struct eddy__buf *eddy__filter_plain(struct eddy__filter *f)
 
 struct eddy__buf *eddy__filter_raw_out(struct eddy__filter *f)
 {
-  return &f->stream->raw_out;
+  return &f->raw_out;
 }
 
 void eddy__filter_want_read(struct eddy__filter *f, int on)
@@ -64,13 +64,13 @@ void eddy__filter_eof_seen(struct eddy__filter *f)
  */
 void eddy__filter_last_send(eddy_stream_t *s)
 {
-  size_t n = eddy__buf_len(&s->raw_out);
+  size_t n = eddy__buf_len(&s->filter->raw_out);
   if (n == 0 || s->state != EDDY__ST_OPEN || s->fd < 0)
     return;
-  struct iovec iov = {eddy__buf_head(&s->raw_out), n};
+  struct iovec iov = {eddy__buf_head(&s->filter->raw_out), n};
   ssize_t r = eddy__write_raw(s, &iov, 1);
   if (r > 0) {
-    eddy__buf_consume(&s->raw_out, (size_t)r);
+    eddy__buf_consume(&s->filter->raw_out, (size_t)r);
     eddy__stream_note_io(s);
   }
 }
@@ -99,7 +99,7 @@ int eddy__filter_say_goodbye(eddy_stream_t *s)
     if (f->ops->shutdown && f->ops->shutdown(f) < 0)
       return 0; /* no record to send; the close goes on */
   }
-  return eddy__buf_len(&s->raw_out) > 0;
+  return eddy__buf_len(&s->filter->raw_out) > 0;
 }
 
 void eddy__filter_free(eddy_stream_t *s)
@@ -110,6 +110,8 @@ void eddy__filter_free(eddy_stream_t *s)
   s->filter = NULL;
   if (f->ops->destroy)
     f->ops->destroy(f->ctx);
+  eddy__buf_release(&f->raw_in);
+  eddy__buf_release(&f->raw_out);
   free(f->message);
   free(f);
 }
@@ -134,16 +136,16 @@ void eddy__filter_eof(eddy_stream_t *s)
 int eddy__filter_input(eddy_stream_t *s)
 {
   struct eddy__filter *f = s->filter;
-  while (eddy__buf_len(&s->raw_in) && !f->eof_seen) {
-    size_t len = eddy__buf_len(&s->raw_in), used = 0;
-    int rc = f->ops->decode(f, eddy__buf_head(&s->raw_in), len, &used);
+  while (eddy__buf_len(&s->filter->raw_in) && !f->eof_seen) {
+    size_t len = eddy__buf_len(&s->filter->raw_in), used = 0;
+    int rc = f->ops->decode(f, eddy__buf_head(&s->filter->raw_in), len, &used);
     if (rc < 0) {
       eddy__filter_failed(s, rc);
       return -1;
     }
     if (used > len)
       used = len;
-    eddy__buf_consume(&s->raw_in, used);
+    eddy__buf_consume(&s->filter->raw_in, used);
     if (used == 0)
       break;
   }
@@ -155,7 +157,7 @@ int eddy__filter_input(eddy_stream_t *s)
     eddy__stream_close(s, 0, NULL);
     return -1;
   }
-  if ((eddy__buf_len(&s->raw_out) || !eddy__wq_empty(&s->wq)) && !s->write_waiting)
+  if ((eddy__buf_len(&s->filter->raw_out) || !eddy__wq_empty(&s->wq)) && !s->write_waiting)
     eddy__write_flush(s);
   return s->state == EDDY__ST_CLOSED ? -1 : 0;
 }
@@ -175,12 +177,12 @@ int eddy__filter_output(eddy_stream_t *s)
       s->write_waiting = 1;
       break;
     }
-    size_t out = eddy__buf_len(&s->raw_out);
+    size_t out = eddy__buf_len(&s->filter->raw_out);
     if (out) {
-      ssize_t r = eddy__write_some(s, eddy__buf_head(&s->raw_out), out);
+      ssize_t r = eddy__write_some(s, eddy__buf_head(&s->filter->raw_out), out);
       if (r < 0)
         return -1;
-      eddy__buf_consume(&s->raw_out, (size_t)r);
+      eddy__buf_consume(&s->filter->raw_out, (size_t)r);
       total += (size_t)r;
       if ((size_t)r < out)
         break; /* eddy__write_some armed write interest */
@@ -215,7 +217,7 @@ int eddy__filter_output(eddy_stream_t *s)
     if (used > n)
       used = n;
     eddy__wq_advance(&s->wq, used);
-    if (used == 0 && eddy__buf_len(&s->raw_out) == 0)
+    if (used == 0 && eddy__buf_len(&s->filter->raw_out) == 0)
       break; /* not accepting yet: retried after the next decode, no busy loop */
   }
   return 0;
@@ -235,9 +237,9 @@ int eddy__filter_begin(eddy_stream_t *s)
       return rc;
     }
   }
-  if (eddy__buf_len(&s->raw_in) && eddy__filter_input(s) < 0)
+  if (eddy__buf_len(&s->filter->raw_in) && eddy__filter_input(s) < 0)
     return s->error ? s->error : EDDY_ECLOSED;
-  if (eddy__buf_len(&s->raw_out))
+  if (eddy__buf_len(&s->filter->raw_out))
     eddy__write_flush(s);
   if (s->state == EDDY__ST_CLOSED)
     return s->error ? s->error : EDDY_ECLOSED;
@@ -254,7 +256,7 @@ int eddy__stream_start_filter(eddy_stream_t *s, const struct eddy__filter_ops *o
   if (s->filter)
     return EDDY_EUSAGE;
   if (s->rd.kind != EDDY__RK_NONE || s->in_chunk_cb || !eddy__wq_empty(&s->wq) || s->wq.whead ||
-      eddy__buf_len(&s->raw_out) || s->shut_requested)
+      eddy__raw_out_len(s) || s->shut_requested)
     return EDDY_ENOTIDLE;
   if (eddy__buf_len(&s->rbuf) && !(flags & EDDY__FILTER_ADOPT_BUFFERED))
     return EDDY_ENOTIDLE;
@@ -269,8 +271,7 @@ int eddy__stream_start_filter(eddy_stream_t *s, const struct eddy__filter_ops *o
   if (eddy__buf_len(&s->rbuf)) {
     /* The peer's first records arrived behind the plaintext: they are the
      * filter's input now (h2o does this for STARTTLS). */
-    eddy__buf_release(&s->raw_in);
-    s->raw_in = s->rbuf;
+    f->raw_in = s->rbuf;
     memset(&s->rbuf, 0, sizeof(s->rbuf));
   }
   int rc = 0;

@@ -35,7 +35,7 @@ void eddy__io_update(eddy_stream_t *s)
       /* else R6: input is buffered (here, or in the kernel as an idle peek
        * found) and nobody reads it: let TCP push back */
     }
-    if (s->write_waiting && (!eddy__wq_empty(&s->wq) || eddy__buf_len(&s->raw_out)))
+    if (s->write_waiting && (!eddy__wq_empty(&s->wq) || eddy__raw_out_len(s)))
       want |= EDDY_WRITE;
   }
   if (!s->registered) {
@@ -202,7 +202,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
     } else {
       if (rd->kind != EDDY__RK_NONE && have >= eddy__read_target(s))
         break; /* R6: the read could be satisfied; take no more */
-      struct eddy__buf *into = s->filter ? &s->raw_in : &s->rbuf;
+      struct eddy__buf *into = s->filter ? &s->filter->raw_in : &s->rbuf;
       ask = s->opt.read_chunk_size;
       if (eddy__buf_reserve(into, ask) < 0) {
         eddy__stream_close(s, -ENOMEM, NULL);
@@ -304,7 +304,7 @@ void eddy__io_handler(eddy_loop_t *loop, int fd, unsigned events, void *arg)
   if (s->state == EDDY__ST_OPEN && (events & (EDDY_READ | EDDY_ERROR)))
     handle_read(s, events);
   if (s->state == EDDY__ST_OPEN && (events & (EDDY_WRITE | EDDY_ERROR)) &&
-      (!eddy__wq_empty(&s->wq) || eddy__buf_len(&s->raw_out))) {
+      (!eddy__wq_empty(&s->wq) || eddy__raw_out_len(s))) {
     s->write_waiting = 0;
     eddy__write_flush(s);
   }

@@ -24,10 +24,12 @@
 static void op_reset(eddy_stream_t *s)
 {
   struct eddy__read_op *rd = &s->rd;
-  if (rd->kind == EDDY__RK_REGEX)
-    regfree(&rd->re);
-  if (rd->delim && rd->delim != rd->dsmall)
+  if (rd->kind == EDDY__RK_REGEX && rd->re) {
+    regfree(rd->re);
+    free(rd->re);
+  } else if (rd->kind == EDDY__RK_UNTIL && rd->delim != rd->dsmall) {
     free(rd->delim);
+  }
   memset(rd, 0, sizeof(*rd));
 }
 
@@ -107,7 +109,7 @@ static size_t regex_find(eddy_stream_t *s)
   m.rm_so = 0;
   m.rm_eo = (regoff_t)len;
   s->rd.searched = len;
-  if (regexec(&s->rd.re, eddy__buf_head(&s->rbuf), 1, &m, REG_STARTEND) != 0)
+  if (regexec(s->rd.re, eddy__buf_head(&s->rbuf), 1, &m, REG_STARTEND) != 0)
     return (size_t)-1;
   return (size_t)m.rm_eo;
 }
@@ -439,16 +441,21 @@ eddy_future_t *eddy_stream_read_until_regex(eddy_stream_t *s, const char *patter
   eddy_future_t *f;
   if (!read_admit(s, !pattern, &f))
     return f;
-  int rc = regcomp(&s->rd.re, pattern, REG_EXTENDED);
+  regex_t *re = malloc(sizeof(*re));
+  if (!re)
+    return eddy__stream_rejected(s, -ENOMEM);
+  int rc = regcomp(re, pattern, REG_EXTENDED);
   if (rc != 0) {
     char msg[128];
-    regerror(rc, &s->rd.re, msg, sizeof(msg));
+    regerror(rc, re, msg, sizeof(msg));
+    free(re);
     f = eddy_future_new(s->loop);
     if (f)
       eddy_future_reject(f, EDDY_EREGEX, "invalid regular expression: %s", msg);
     return f;
   }
   s->rd.kind = EDDY__RK_REGEX;
+  s->rd.re = re;
   s->rd.max_bytes = max_bytes;
   return read_go(s);
 }

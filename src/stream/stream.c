@@ -143,8 +143,6 @@ static void stream_free(eddy_stream_t *s)
   eddy__read_clear(s);
   eddy__wq_clear(&s->wq);
   eddy__buf_release(&s->rbuf);
-  eddy__buf_release(&s->raw_in);
-  eddy__buf_release(&s->raw_out);
   eddy__filter_free(s);
   eddy_timer_free(s->timer);
   free(s->error_msg);
@@ -499,7 +497,7 @@ static double nearest_deadline(const eddy_stream_t *s)
     CONSIDER(s->connect_deadline);
   if (s->rd.kind != EDDY__RK_NONE)
     CONSIDER(s->rd.deadline);
-  if (!eddy__wq_empty(&s->wq) || eddy__buf_len(&s->raw_out))
+  if (!eddy__wq_empty(&s->wq) || eddy__raw_out_len(s))
     CONSIDER(s->write_deadline);
   if (s->opt.idle_timeout > 0)
     CONSIDER(s->last_io + s->opt.idle_timeout);
@@ -520,7 +518,7 @@ static void deadline_fired(void *arg)
     what = "connect timed out";
   else if (s->rd.kind != EDDY__RK_NONE && s->rd.deadline > 0 && now >= s->rd.deadline)
     what = "read timed out";
-  else if ((!eddy__wq_empty(&s->wq) || eddy__buf_len(&s->raw_out)) && s->write_deadline > 0 &&
+  else if ((!eddy__wq_empty(&s->wq) || eddy__raw_out_len(s)) && s->write_deadline > 0 &&
            now >= s->write_deadline)
     what = "write timed out";
   else if (s->opt.idle_timeout > 0 && now >= s->last_io + s->opt.idle_timeout)

@@ -42,24 +42,35 @@ enum eddy__state {
   EDDY__ST_CLOSED
 };
 
-/* The one pending read. */
+/* The one pending read. What only some kinds use shares storage: an idle
+ * stream carries this for every connection, so it is kept small. */
 struct eddy__read_op {
   int kind;
   int partial;
   eddy_future_t *future; /* the stream's reference */
   size_t n;              /* bytes wanted (BYTES, INTO), left (BYTES_CHUNKED) */
   size_t max_bytes;      /* UNTIL/REGEX limit, 0 for none */
-  size_t scan_from;      /* UNTIL: where the next search starts */
-  size_t searched;       /* REGEX: buffer length at the last search */
-  char *delim;           /* UNTIL: the delimiter (dsmall or a heap copy) */
-  size_t dlen;
-  char dsmall[16];       /* short delimiters need no allocation */
-  regex_t re;            /* REGEX */
-  char *into;            /* INTO: the caller's buffer */
-  size_t done;           /* INTO: bytes placed in it */
-  eddy_chunk_fn fn;      /* chunked kinds */
-  void *arg;
   double deadline;       /* read_timeout, absolute; 0 for none */
+  union {
+    struct {               /* UNTIL */
+      char *delim;         /* dsmall or a heap copy */
+      size_t dlen;
+      size_t scan_from;    /* where the next search starts */
+      char dsmall[16];     /* short delimiters need no allocation */
+    };
+    struct {               /* REGEX */
+      regex_t *re;         /* compiled, owned */
+      size_t searched;     /* buffer length at the last search */
+    };
+    struct {               /* INTO */
+      char *into;          /* the caller's buffer */
+      size_t done;         /* bytes placed in it */
+    };
+    struct {               /* the chunked kinds */
+      eddy_chunk_fn fn;
+      void *arg;
+    };
+  };
 };
 
 struct eddy__waiter {
@@ -132,10 +143,14 @@ struct eddy_stream {
   double write_deadline;  /* reset whenever the queue makes progress */
   double last_io;         /* for idle_timeout */
 
-  struct eddy__filter *filter;
-  struct eddy__buf raw_in;
-  struct eddy__buf raw_out;
+  struct eddy__filter *filter; /* with its raw buffers; NULL: plain */
 };
+
+/* Encoded bytes the filter has produced and the fd has not taken yet. */
+static inline size_t eddy__raw_out_len(const eddy_stream_t *s)
+{
+  return s->filter ? eddy__buf_len(&s->filter->raw_out) : 0;
+}
 
 /* How many bytes of work one readiness event may do per direction. */
 #define EDDY__IO_BUDGET (1024u * 1024u)

@@ -129,6 +129,8 @@ struct eddy__filter {
   int eof_seen;   /* set by eddy__filter_eof_seen() */
   int fail_code;  /* set by eddy__filter_fail() */
   char *message;  /* set by eddy__filter_fail() */
+  struct eddy__buf raw_in;  /* bytes read from the fd, not yet decoded */
+  struct eddy__buf raw_out; /* encoded bytes, not yet sent */
 };
 
 /* The filter installed under @s, or NULL (a plain stream). */

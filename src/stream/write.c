@@ -161,7 +161,7 @@ static int plain_flush(eddy_stream_t *s)
 /* Holds a reference on the stream exactly while writes are pending. */
 static void write_hold_update(eddy_stream_t *s)
 {
-  int need = !eddy__wq_empty(&s->wq) || s->wq.whead || eddy__buf_len(&s->raw_out) ||
+  int need = !eddy__wq_empty(&s->wq) || s->wq.whead || eddy__raw_out_len(s) ||
              s->shutdown_future || s->drains;
   if (need && !s->write_held) {
     s->write_held = 1;
@@ -200,12 +200,12 @@ static void maybe_shutdown(eddy_stream_t *s)
         return;
       }
     }
-    if (eddy__buf_len(&s->raw_out)) {
+    if (eddy__raw_out_len(s)) {
       eddy__write_flush(s);
       return; /* the flush's settle comes back here */
     }
   }
-  if (eddy__buf_len(&s->raw_out))
+  if (eddy__raw_out_len(s))
     return;
   s->write_shut = 1;
   int rc = 0;
@@ -306,7 +306,8 @@ void eddy__write_fail_all(eddy_stream_t *s)
   }
   eddy__stream_fail_future(s, &s->shutdown_future);
   eddy__wq_clear(&s->wq);
-  eddy__buf_release(&s->raw_out);
+  if (s->filter)
+    eddy__buf_release(&s->filter->raw_out);
   s->write_waiting = 0;
   write_hold_update(s);
 }
@@ -600,7 +601,7 @@ eddy_future_t *eddy_stream_write_file(eddy_stream_t *s, int fd, off_t offset, si
 
 size_t eddy_stream_write_buffer_size(const eddy_stream_t *s)
 {
-  return s ? eddy__wq_size(&s->wq) + eddy__buf_len(&s->raw_out) : 0;
+  return s ? eddy__wq_size(&s->wq) + eddy__raw_out_len(s) : 0;
 }
 
 int eddy_stream_write_blocked(const eddy_stream_t *s)
