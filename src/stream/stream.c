@@ -123,8 +123,8 @@ eddy_stream_t *eddy_stream_ref(eddy_stream_t *s)
   return s;
 }
 
-/* Settles (or, at free, just drops) the wait_closed futures, in the
- * order they were asked for. */
+/* Settles the wait_closed futures, in the order they were asked for,
+ * then fires the close watches. */
 static void closers_resolve(eddy_stream_t *s)
 {
   while (s->closers) {
@@ -134,6 +134,12 @@ static void closers_resolve(eddy_stream_t *s)
     eddy_future_resolve(w->future, NULL, NULL);
     eddy_future_unref(w->future);
     free(w);
+  }
+  while (s->watches) {
+    struct eddy__close_watch *w = s->watches;
+    s->watches = w->next;
+    w->stream = NULL;
+    eddy__loop_defer(s->loop, &w->task);
   }
 }
 
@@ -316,6 +322,15 @@ void eddy_stream_close(eddy_stream_t *s, int error)
     eddy__stream_close(s, error > 0 ? -error : error, NULL);
 }
 
+/* An idle stream starts watching its socket for the peer's close. */
+static void watch_idle(eddy_stream_t *s)
+{
+  if (s->state != EDDY__ST_CLOSED && !s->watch_idle) {
+    s->watch_idle = 1;
+    eddy__io_update(s);
+  }
+}
+
 void eddy_stream_set_close_callback(eddy_stream_t *s, eddy_close_fn fn, void *arg)
 {
   if (!s)
@@ -330,10 +345,24 @@ void eddy_stream_set_close_callback(eddy_stream_t *s, eddy_close_fn fn, void *ar
     }
     return;
   }
-  if (fn && !s->watch_idle) {
-    s->watch_idle = 1;
-    eddy__io_update(s);
+  if (fn)
+    watch_idle(s);
+}
+
+void eddy__stream_watch_close(eddy_stream_t *s, struct eddy__close_watch *w)
+{
+  if (s->close_phase == 2) {
+    w->stream = NULL;
+    eddy__loop_defer(s->loop, &w->task);
+    return;
   }
+  struct eddy__close_watch **tail = &s->watches;
+  while (*tail)
+    tail = &(*tail)->next;
+  w->next = NULL;
+  w->stream = s;
+  *tail = w;
+  watch_idle(s);
 }
 
 /* Cancelling one wait_closed future forgets that waiter only. */
@@ -382,11 +411,7 @@ eddy_future_t *eddy_stream_wait_closed(eddy_stream_t *s)
   w->future = eddy_future_ref(f);
   *tail = w;
   eddy_future_on_cancel(f, closer_cancelled, s);
-  /* As set_close_callback: an idle stream watches for the peer's close. */
-  if (s->state != EDDY__ST_CLOSED && !s->watch_idle) {
-    s->watch_idle = 1;
-    eddy__io_update(s);
-  }
+  watch_idle(s); /* as set_close_callback */
   return f;
 }
 

@@ -21,6 +21,7 @@
 #include "eddy/stream.h"
 #include "loop/loop_internal.h"
 #include "stream/buffer.h"
+#include "stream/close_watch.h"
 #include "stream/transport.h"
 #include "stream/writeq.h"
 
@@ -119,6 +120,7 @@ struct eddy_stream {
   eddy_future_t *connect_future;
   eddy_future_t *shutdown_future;
   struct eddy__waiter *closers; /* wait_closed futures, one per call */
+  struct eddy__close_watch *watches; /* then these, oldest first */
   struct eddy__waiter *drains;
 
   int error;

@@ -11,12 +11,12 @@
  * the memory; until then a freed server is stopped and inert.
  *
  * Tracking. The server must not keep handed-out streams alive (a stream
- * closes when its last reference goes), so it holds a weak pointer plus a
- * reference to the stream's wait_closed future: while that future is
- * pending the stream is open, hence alive, and the pointer is valid. The
- * per-connection record waits on that future and on the handler's through
- * tasks embedded in it (eddy__future_wait), so tracking a connection costs
- * one small allocation besides the wait_closed future itself.
+ * closes when its last reference goes), so the per-connection record holds
+ * a close watch (stream/close_watch.h): a weak pointer that the stream
+ * clears when it closes, and a task it defers then. The record waits on
+ * the handler's future through another embedded task (eddy__future_wait),
+ * so tracking a connection costs one small allocation and nothing in the
+ * stream: an idle connection is as cheap as it can be.
  *
  * TLS. With a tls_ctx every accepted socket becomes a server-side TLS
  * stream. A handshake guard (same weak-pointer scheme) closes it with
@@ -40,6 +40,7 @@
 #include "eddy/tls.h"
 #include "future/future_internal.h" /* eddy__future_wait */
 #include "loop/loop_internal.h"
+#include "stream/close_watch.h"
 #include "tcp/acceptor.h"
 
 #define DEFAULT_ACCEPT_QUEUE 128
@@ -50,19 +51,17 @@
 struct conn {
   struct eddy_list node;  /* in srv->conns */
   eddy_tcp_server_t *srv;
-  eddy_stream_t *s;       /* weak while `closed` is pending; a reference of
-                             ours while `handler` is set */
-  eddy_future_t *closed;  /* the stream's wait_closed future, until seen */
+  eddy_stream_t *s;       /* a reference of ours while `handler` is set */
+  struct eddy__close_watch closed; /* .stream: weak, NULL once closed */
+  int close_seen;         /* the watch's task has run */
   eddy_future_t *handler; /* the handler's future, until seen settled */
-  struct eddy__task closed_task, handler_task;
+  struct eddy__task handler_task;
 };
 
 /* Closes a TLS stream whose handshake outlives its deadline; freed when
  * the stream closes. */
 struct hs_guard {
-  eddy_stream_t *s;      /* weak: valid while `closed` is pending */
-  eddy_future_t *closed; /* the stream's wait_closed future */
-  struct eddy__task closed_task;
+  struct eddy__close_watch closed; /* .stream: weak, NULL once closed */
   eddy_timer_t *timer;
 };
 
@@ -162,8 +161,8 @@ static void close_open_conns(eddy_tcp_server_t *srv)
   struct eddy_list *pos, *tmp;
   eddy_list_foreach_safe(pos, tmp, &srv->conns) {
     struct conn *c = eddy_container_of(pos, struct conn, node);
-    if (c->closed != NULL && !eddy_future_done(c->closed))
-      eddy_stream_close(c->s, 0);
+    if (c->closed.stream != NULL)
+      eddy_stream_close(c->closed.stream, 0);
   }
 }
 
@@ -187,7 +186,7 @@ static void maybe_finish_shutdown(eddy_tcp_server_t *srv)
 /* Frees @c once both of its waits have ended. */
 static void conn_maybe_free(struct conn *c)
 {
-  if (c->closed != NULL || c->handler != NULL)
+  if (!c->close_seen || c->handler != NULL)
     return;
   eddy_tcp_server_t *srv = c->srv;
   eddy_list_remove(&c->node);
@@ -198,9 +197,8 @@ static void conn_maybe_free(struct conn *c)
 
 static void on_conn_closed(struct eddy__task *task)
 {
-  struct conn *c = eddy_container_of(task, struct conn, closed_task);
-  eddy_future_unref(c->closed);
-  c->closed = NULL;
+  struct conn *c = eddy_container_of(task, struct conn, closed.task);
+  c->close_seen = 1;
   c->srv->nopen--;
   if (!c->srv->stopped)
     update_pause(c->srv);
@@ -211,14 +209,11 @@ static void on_conn_closed(struct eddy__task *task)
 static struct conn *track(eddy_tcp_server_t *srv, eddy_stream_t *s)
 {
   struct conn *c = malloc(sizeof *c);
-  eddy_future_t *closed = c != NULL ? eddy_stream_wait_closed(s) : NULL;
-  if (closed == NULL) {
-    free(c);
+  if (c == NULL)
     return NULL;
-  }
-  *c = (struct conn){ .srv = srv, .s = s, .closed = closed };
-  c->closed_task.run = on_conn_closed;
-  eddy__future_wait(closed, &c->closed_task);
+  *c = (struct conn){ .srv = srv, .s = s };
+  c->closed.task.run = on_conn_closed;
+  eddy__stream_watch_close(s, &c->closed);
   eddy_list_insert_tail(&srv->conns, &c->node);
   srv->nopen++;
   server_hold(srv);
@@ -349,15 +344,15 @@ static void dispatch(eddy_tcp_server_t *srv, eddy_stream_t *s,
 static void on_guard_deadline(void *arg)
 {
   struct hs_guard *g = arg;
-  if (!eddy_future_done(g->closed) && !eddy_stream_tls_handshake_done(g->s))
-    eddy_stream_close(g->s, EDDY_ETIMEOUT);
+  eddy_stream_t *s = g->closed.stream;
+  if (s != NULL && !eddy_stream_tls_handshake_done(s))
+    eddy_stream_close(s, EDDY_ETIMEOUT);
 }
 
 static void on_guard_closed(struct eddy__task *task)
 {
-  struct hs_guard *g = eddy_container_of(task, struct hs_guard, closed_task);
+  struct hs_guard *g = eddy_container_of(task, struct hs_guard, closed.task);
   eddy_timer_free(g->timer);
-  eddy_future_unref(g->closed);
   free(g);
 }
 
@@ -370,16 +365,13 @@ static int guard_handshake(eddy_tcp_server_t *srv, eddy_stream_t *s)
   struct hs_guard *g = calloc(1, sizeof *g);
   if (g == NULL)
     return -ENOMEM;
-  g->s = s;
   g->timer = eddy_timer_new(srv->loop, on_guard_deadline, g);
-  g->closed = g->timer != NULL ? eddy_stream_wait_closed(s) : NULL;
-  if (g->closed == NULL) {
-    eddy_timer_free(g->timer);
+  if (g->timer == NULL) {
     free(g);
     return -ENOMEM;
   }
-  g->closed_task.run = on_guard_closed;
-  eddy__future_wait(g->closed, &g->closed_task);
+  g->closed.task.run = on_guard_closed;
+  eddy__stream_watch_close(s, &g->closed);
   eddy_timer_start(g->timer, timeout, 0);
   return 0;
 }
