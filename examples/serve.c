@@ -4,9 +4,7 @@
  */
 #include "serve.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,18 +64,11 @@ static void print_listening(eddy_tcp_server_t *srv)
   for (size_t i = 0; i < n && i < 16; i++) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    char host[INET6_ADDRSTRLEN];
-    if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0)
+    char text[EDDY_ADDRSTRLEN];
+    if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0 ||
+        eddy_format_address((struct sockaddr *)&ss, text, sizeof text) < 0)
       continue;
-    if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-      inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-      printf("listening on [%s]:%d\n", host, ntohs(a->sin6_port));
-    } else {
-      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-      inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-      printf("listening on %s:%d\n", host, ntohs(a->sin_port));
-    }
+    printf("listening on %s\n", text);
   }
   fflush(stdout);
 }

@@ -25,7 +25,6 @@
  * the handshake (struct handshaking, in srv->handshaking until it ends) and
  * only then hands the stream out; failures are closed and logged at info.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -376,25 +375,6 @@ static int guard_handshake(eddy_tcp_server_t *srv, eddy_stream_t *s)
   return 0;
 }
 
-/* "127.0.0.1:4321" or "[::1]:4321", for log lines. */
-static const char *peer_text(const struct sockaddr *sa, char *buf, size_t len)
-{
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-    port = ntohs(a->sin_port);
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-    port = ntohs(a->sin6_port);
-  }
-  snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
-           port);
-  return buf;
-}
-
 static void on_handshake_done(struct eddy__task *task)
 {
   struct handshaking *h = eddy_container_of(task, struct handshaking, done_task);
@@ -404,12 +384,13 @@ static void on_handshake_done(struct eddy__task *task)
   eddy_list_remove(&h->node);
   srv->nhandshaking--;
   if (eddy_future_error(f) != 0 || srv->stopped) {
-    char peer[INET6_ADDRSTRLEN + 16];
-    if (eddy_future_error(f) != 0)
+    if (eddy_future_error(f) != 0) {
+      char peer[EDDY_ADDRSTRLEN];
+      eddy_format_address((struct sockaddr *)&h->peer, peer, sizeof peer);
       eddy__log(srv->loop, EDDY_LOG_INFO, "TLS handshake with %s failed: %s",
-                peer_text((struct sockaddr *)&h->peer, peer, sizeof peer),
-                eddy_future_cause(f) == EDDY_ETIMEOUT
-                    ? "timed out" : eddy_future_message(f));
+                peer, eddy_future_cause(f) == EDDY_ETIMEOUT
+                          ? "timed out" : eddy_future_message(f));
+    }
     eddy_stream_close(h->s, 0);
     eddy_stream_unref(h->s);
   } else {

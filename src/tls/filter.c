@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "eddy/future.h"
+#include "eddy/tcp.h"
 #include "eddy/tls.h"
 #include "loop/loop_internal.h"
 #include "stream/transport.h"
@@ -134,9 +135,15 @@ static int failed(struct eddy__tls_filter *tf, int code)
     msg = eddy_strerror(code);
   /* A peer that leaves mid-handshake (port scanners, `nc -z`) is not
    * worth a warning; every other TLS failure is (Tornado's "SSL Error"). */
-  if (!(tf->eof_seen && !eddy__tls_handshake_done(tf->tls)))
-    eddy__log(eddy_stream_loop(tf->s), EDDY_LOG_WARNING, "TLS error on fd %d: %s",
-              eddy_stream_fd(tf->s), msg);
+  if (!(tf->eof_seen && !eddy__tls_handshake_done(tf->tls))) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char peer[EDDY_ADDRSTRLEN] = "?";
+    if (eddy_stream_peer_address(tf->s, &ss, &len) == 0)
+      eddy_format_address((struct sockaddr *)&ss, peer, sizeof peer);
+    eddy__log(eddy_stream_loop(tf->s), EDDY_LOG_WARNING,
+              "TLS error on fd %d (%s): %s", eddy_stream_fd(tf->s), peer, msg);
+  }
   rc = eddy__filter_fail(tf->f, code, "%s", msg);
   eddy_stream_ref(tf->s); /* waiter_settle may drop the last other one */
   waiter_settle(tf, code, 0, msg);
