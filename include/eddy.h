@@ -4,8 +4,8 @@
  * eddy is Tornado's IOStream and TCPServer in C: a single-threaded event
  * loop, refcounted futures, buffered streams whose every operation returns a
  * future, TLS on OpenSSL, and TCP servers and clients. Start with
- * docs/guide.md; the ownership rules are in eddy/future.h and
- * docs/ownership.md.
+ * README.md and docs/design.md; the ownership rules are in eddy/future.h
+ * and docs/ownership.md, streams in docs/streams.md, TLS in docs/tls.md.
  */
 #ifndef EDDY_H
 #define EDDY_H

@@ -687,6 +687,16 @@ START_TEST(test_starttls_not_idle)
   /* Still a working plain stream. */
   ck_assert_int_eq(eddy_stream_is_tls(p.rs), 0);
   sfx_expect_str(eddy_stream_read_bytes(p.rs, 3, 0), "def");
+
+  /* Closed: EDDY_ECLOSED whose cause is the close's error, as for any
+   * operation on a closed stream. */
+  eddy_stream_close(p.rs, -ECONNRESET);
+  f = eddy_stream_start_tls(p.rs, 1, sctx, NULL);
+  sfx_assert_done(f);
+  ck_assert_int_eq(eddy_future_error(f), EDDY_ECLOSED);
+  ck_assert_int_eq(eddy_future_cause(f), -ECONNRESET);
+  ck_assert_ptr_nonnull(strstr(eddy_future_message(f), "cannot start TLS"));
+  eddy_future_unref(f);
   eddy_tls_context_free(sctx);
 }
 END_TEST

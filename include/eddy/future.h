@@ -279,7 +279,7 @@ typedef void (*eddy_done_fn)(eddy_future_t *f, void *arg);
  * runs from the loop once @p f settles. @p f is borrowed and the callback
  * keeps its own reference until it has run.
  *
- * @return 0, or -ENOMEM.
+ * @return 0, -ENOMEM, or EDDY_EUSAGE (NULL @p f or @p fn).
  */
 EDDY_API int eddy_future_add_done(eddy_future_t *f, eddy_done_fn fn, void *arg);
 

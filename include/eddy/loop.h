@@ -143,7 +143,7 @@ EDDY_API int eddy_loop_after_fork(eddy_loop_t *loop);
  * they were added; a callback added while callbacks are running waits for
  * the next iteration (so one that re-adds itself cannot starve I/O).
  *
- * @return 0, or -ENOMEM.
+ * @return 0, -ENOMEM, or -EINVAL (NULL @p loop or @p cb).
  */
 EDDY_API int eddy_loop_call_soon(eddy_loop_t *loop, eddy_callback_fn cb,
                                  void *arg);
@@ -217,7 +217,8 @@ EDDY_API int eddy_loop_remove_handler(eddy_loop_t *loop, int fd);
  * needed; free it with eddy_timer_free(). Timers cost one allocation and
  * O(log n) to start or stop.
  *
- * @return a new timer, or NULL with errno = ENOMEM.
+ * @return a new timer, or NULL with errno = ENOMEM, or EINVAL (NULL @p loop
+ *         or @p cb).
  */
 EDDY_API eddy_timer_t *eddy_timer_new(eddy_loop_t *loop, eddy_callback_fn cb,
                                       void *arg);
@@ -260,12 +261,17 @@ EDDY_API void eddy_timer_free(eddy_timer_t *timer);
  * Fire-and-forget: runs cb(arg) once after @p delay seconds. There is no
  * handle, so it cannot be cancelled: use eddy_timer_new() for that.
  *
- * @return 0, or -ENOMEM.
+ * @return 0, -ENOMEM, -EINVAL (NULL @p loop or @p cb), or EDDY_EUSAGE
+ *         (@p delay is NaN).
  */
 EDDY_API int eddy_loop_call_later(eddy_loop_t *loop, double delay,
                                   eddy_callback_fn cb, void *arg);
 
-/** Fire-and-forget at the absolute loop time @p when. @return 0 or -ENOMEM. */
+/**
+ * Fire-and-forget at the absolute loop time @p when.
+ *
+ * @return as eddy_loop_call_later() (EDDY_EUSAGE for a NaN @p when).
+ */
 EDDY_API int eddy_loop_call_at(eddy_loop_t *loop, double when,
                                eddy_callback_fn cb, void *arg);
 

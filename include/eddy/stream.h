@@ -17,7 +17,7 @@
  * C string directly.
  *
  * Writes. Writes may be issued while others are pending; they go out in
- * order (gathered with writev). A write's future resolves once its bytes,
+ * order (gathered with sendmsg, writev for pipes). A write's future resolves once its bytes,
  * and every earlier write's, have been handed to the kernel. A write that
  * the kernel takes at once returns an already resolved future.
  *
@@ -406,9 +406,10 @@ EDDY_API int eddy_stream_fd(const eddy_stream_t *s);
 EDDY_API eddy_loop_t *eddy_stream_loop(const eddy_stream_t *s);
 
 /**
- * The connected peer's address (from getpeername, or as accepted).
+ * The connected peer's address, from getpeername().
  *
- * @return 0, or a negative errno (-ENOTCONN, -ENOTSOCK for a pipe).
+ * @return 0, or a negative errno (-ENOTCONN, also once the stream is closed
+ *         or while it is not connected; -ENOTSOCK for a pipe).
  */
 EDDY_API int eddy_stream_peer_address(const eddy_stream_t *s,
                                       struct sockaddr_storage *addr,

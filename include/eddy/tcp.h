@@ -35,7 +35,8 @@ extern "C" {
 /**
  * Makes non-blocking, close-on-exec listening sockets for @p port on every
  * address @p address resolves to (NULL or "" means every interface), one
- * per address family: IPv6 sockets get IPV6_V6ONLY, all get SO_REUSEADDR.
+ * per distinct address, so one per address family for every interface:
+ * IPv6 sockets get IPV6_V6ONLY, all get SO_REUSEADDR.
  * With port 0 the first socket gets an ephemeral port and the others reuse
  * it, so every family listens on the same port. All or nothing: if one
  * bind fails, the sockets already made are closed.
@@ -284,8 +285,9 @@ EDDY_API void eddy_tcp_server_free(eddy_tcp_server_t *srv);
  * dispositions. Fork before making a loop (or call eddy_loop_after_fork()
  * in the child); bind sockets before forking.
  *
- * @return the task id in a child, or a negative errno if the first fork
- *         failed (EDDY_EUSAGE if called twice in one process).
+ * @return the task id in a child; in the parent, a negative errno if a fork
+ *         failed (the children already started are stopped and reaped
+ *         first), -ENOMEM, or EDDY_EUSAGE if called twice in one process.
  */
 EDDY_API int eddy_fork_processes(int num_processes, int max_restarts);
 

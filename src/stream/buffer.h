@@ -1,7 +1,7 @@
 /*
  * The stream's byte buffer (not installed): one flat region with a consumed
  * prefix, h2o style. Flat because read_until / read_until_regex then search
- * one region with memchr / memmem / regexec and never deal with chunk
+ * one region with memchr + memcmp / regexec and never deal with chunk
  * boundaries, and because a result that takes the whole buffer can be
  * handed over without a copy.
  *

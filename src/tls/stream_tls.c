@@ -57,6 +57,18 @@ eddy_future_t *eddy_stream_start_tls(eddy_stream_t *s, int server_side,
     return eddy_future_rejected(eddy_stream_loop(s), rc,
                                 "stream is not idle; cannot start TLS (a read or "
                                 "write is pending or input is buffered)");
+  if (rc == EDDY_ECLOSED) {
+    /* As any operation on a closed stream: the close's error is the cause. */
+    eddy_future_t *f = eddy_future_new(eddy_stream_loop(s));
+    int cause = eddy_stream_error(s);
+    const char *why = eddy_stream_error_message(s);
+    if (why == NULL)
+      why = cause ? eddy_strerror(cause) : "";
+    if (f != NULL)
+      eddy_future_reject_cause(f, rc, cause, "cannot start TLS: stream closed%s%s",
+                               *why ? ": " : "", why);
+    return f;
+  }
   if (rc < 0)
     return eddy_future_rejected(eddy_stream_loop(s), rc, "cannot start TLS: %s",
                                 eddy_strerror(rc));
