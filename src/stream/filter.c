@@ -64,13 +64,14 @@ void eddy__filter_eof_seen(struct eddy__filter *f)
  */
 void eddy__filter_last_send(eddy_stream_t *s)
 {
-  size_t n = eddy__buf_len(&s->filter->raw_out);
+  struct eddy__buf *out = &s->filter->raw_out;
+  size_t n = eddy__buf_len(out);
   if (n == 0 || s->state != EDDY__ST_OPEN || s->fd < 0)
     return;
-  struct iovec iov = {eddy__buf_head(&s->filter->raw_out), n};
+  struct iovec iov = {eddy__buf_head(out), n};
   ssize_t r = eddy__write_raw(s, &iov, 1);
   if (r > 0) {
-    eddy__buf_consume(&s->filter->raw_out, (size_t)r);
+    eddy__buf_consume(out, (size_t)r);
     eddy__stream_note_io(s);
   }
 }
@@ -99,7 +100,7 @@ int eddy__filter_say_goodbye(eddy_stream_t *s)
     if (f->ops->shutdown && f->ops->shutdown(f) < 0)
       return 0; /* no record to send; the close goes on */
   }
-  return eddy__buf_len(&s->filter->raw_out) > 0;
+  return eddy__buf_len(&f->raw_out) > 0;
 }
 
 void eddy__filter_free(eddy_stream_t *s)
@@ -136,16 +137,16 @@ void eddy__filter_eof(eddy_stream_t *s)
 int eddy__filter_input(eddy_stream_t *s)
 {
   struct eddy__filter *f = s->filter;
-  while (eddy__buf_len(&s->filter->raw_in) && !f->eof_seen) {
-    size_t len = eddy__buf_len(&s->filter->raw_in), used = 0;
-    int rc = f->ops->decode(f, eddy__buf_head(&s->filter->raw_in), len, &used);
+  while (eddy__buf_len(&f->raw_in) && !f->eof_seen) {
+    size_t len = eddy__buf_len(&f->raw_in), used = 0;
+    int rc = f->ops->decode(f, eddy__buf_head(&f->raw_in), len, &used);
     if (rc < 0) {
       eddy__filter_failed(s, rc);
       return -1;
     }
     if (used > len)
       used = len;
-    eddy__buf_consume(&s->filter->raw_in, used);
+    eddy__buf_consume(&f->raw_in, used);
     if (used == 0)
       break;
   }
@@ -157,7 +158,7 @@ int eddy__filter_input(eddy_stream_t *s)
     eddy__stream_close(s, 0, NULL);
     return -1;
   }
-  if ((eddy__buf_len(&s->filter->raw_out) || !eddy__wq_empty(&s->wq)) && !s->write_waiting)
+  if ((eddy__buf_len(&f->raw_out) || !eddy__wq_empty(&s->wq)) && !s->write_waiting)
     eddy__write_flush(s);
   return s->state == EDDY__ST_CLOSED ? -1 : 0;
 }
@@ -177,12 +178,12 @@ int eddy__filter_output(eddy_stream_t *s)
       s->write_waiting = 1;
       break;
     }
-    size_t out = eddy__buf_len(&s->filter->raw_out);
+    size_t out = eddy__buf_len(&f->raw_out);
     if (out) {
-      ssize_t r = eddy__write_some(s, eddy__buf_head(&s->filter->raw_out), out);
+      ssize_t r = eddy__write_some(s, eddy__buf_head(&f->raw_out), out);
       if (r < 0)
         return -1;
-      eddy__buf_consume(&s->filter->raw_out, (size_t)r);
+      eddy__buf_consume(&f->raw_out, (size_t)r);
       total += (size_t)r;
       if ((size_t)r < out)
         break; /* eddy__write_some armed write interest */
@@ -217,7 +218,7 @@ int eddy__filter_output(eddy_stream_t *s)
     if (used > n)
       used = n;
     eddy__wq_advance(&s->wq, used);
-    if (used == 0 && eddy__buf_len(&s->filter->raw_out) == 0)
+    if (used == 0 && eddy__buf_len(&f->raw_out) == 0)
       break; /* not accepting yet: retried after the next decode, no busy loop */
   }
   return 0;
@@ -237,9 +238,9 @@ int eddy__filter_begin(eddy_stream_t *s)
       return rc;
     }
   }
-  if (eddy__buf_len(&s->filter->raw_in) && eddy__filter_input(s) < 0)
+  if (eddy__buf_len(&f->raw_in) && eddy__filter_input(s) < 0)
     return s->error ? s->error : EDDY_ECLOSED;
-  if (eddy__buf_len(&s->filter->raw_out))
+  if (eddy__buf_len(&f->raw_out))
     eddy__write_flush(s);
   if (s->state == EDDY__ST_CLOSED)
     return s->error ? s->error : EDDY_ECLOSED;
