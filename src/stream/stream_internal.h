@@ -107,6 +107,11 @@ struct eddy_stream {
   unsigned kernel_unread : 1;  /* an idle peek saw bytes no read asked for */
   unsigned nodelay_on : 1;     /* set_nodelay(1) succeeded: a TCP socket, Nagle off */
   unsigned corked : 1;         /* an inline send used MSG_MORE; nothing pushed it yet */
+  unsigned write_held : 1;     /* a reference is held for pending writes */
+  unsigned late_queued : 1;    /* late_task is queued */
+  unsigned chunk_queued : 1;   /* chunk_task is queued */
+  unsigned push_queued : 1;    /* push_task is queued */
+  unsigned close_phase : 2; /* 0 not closed, 1 close task queued, 2 ran, 3 chunk phase */
 
   eddy_stream_options_t opt; /* effective values, no zeros */
 
@@ -115,7 +120,6 @@ struct eddy_stream {
   struct eddy__writeq wq;
   uint64_t acked;        /* write position known to be in the kernel */
   uint64_t wd_mark;      /* wq.sent when the write deadline was last set */
-  int write_held;        /* a reference is held for pending writes */
 
   eddy_future_t *connect_future;
   eddy_future_t *shutdown_future;
@@ -123,21 +127,17 @@ struct eddy_stream {
   struct eddy__close_watch *watches; /* then these, oldest first */
   struct eddy__waiter *drains;
 
-  int error;
   char *error_msg;
   eddy_close_fn close_fn;
   void *close_arg;
   struct eddy__task close_task;
-  int close_phase; /* 0 not closed, 1 close task queued, 2 ran, 3 chunk phase */
   struct eddy__task late_task; /* a close callback set after the close ran */
-  int late_queued;
   struct eddy__task chunk_task; /* chunked read started with data buffered */
-  int chunk_queued;
   struct eddy__task push_task; /* pushes corked bytes at the end of the pass */
-  int push_queued;
   unsigned push_idle;   /* push_task hops without a new corked send */
   unsigned cork_sends;  /* MSG_MORE sends so far (push_task's progress mark) */
   unsigned push_mark;
+  int error;              /* why it closed (0: clean); error_msg says more */
 
   eddy_timer_t *timer;
   double timer_at;        /* when the timer is due, 0 if stopped */
