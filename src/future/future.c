@@ -35,7 +35,6 @@ eddy_future_t *eddy__future_alloc(eddy_loop_t *loop)
   if (f == NULL)
     return NULL;
   *f = (eddy_future_t){ .loop = loop, .refs = 1 };
-  f->waiters_tail = &f->waiters;
   return f;
 }
 
@@ -45,7 +44,7 @@ static void future_free(eddy_future_t *f)
    * set while this future sits in such a list, so neither can remain. */
   assert(f->upstream == NULL);
   assert(f->waiters == NULL);
-  if (f->shared != NULL)
+  if (f->is_shared)
     eddy_future_unref(f->shared); /* one level deep: never recursive */
   else if (f->value != NULL && f->value_free != NULL)
     f->value_free(f->value);
@@ -102,9 +101,13 @@ void eddy__future_wait(eddy_future_t *f, struct eddy__task *task)
     eddy__loop_defer(f->loop, task);
     return;
   }
-  task->next = NULL;
-  *f->waiters_tail = task;
-  f->waiters_tail = &task->next;
+  if (f->waiters == NULL) {
+    task->next = task;
+  } else {
+    task->next = f->waiters->next;
+    f->waiters->next = task;
+  }
+  f->waiters = task;
 }
 
 void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f)
@@ -118,13 +121,16 @@ void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f)
  * them to the loop's queue. */
 static void queue_waiters(eddy_future_t *f)
 {
-  struct eddy__task *t = f->waiters, *next;
+  struct eddy__task *last = f->waiters, *t, *next;
 
+  if (last == NULL)
+    return;
   f->waiters = NULL;
-  f->waiters_tail = &f->waiters;
-  for (; t != NULL; t = next) {
+  for (t = last->next;; t = next) {
     next = t->next; /* eddy__loop_defer reuses the link */
     eddy__loop_defer(f->loop, t);
+    if (t == last)
+      break;
   }
 }
 
@@ -233,6 +239,7 @@ int eddy_future_settle_as(eddy_future_t *to, eddy_future_t *from)
   /* Share with the owner of the outcome, not with `from`, so that a long
    * chain of pass-throughs never builds a chain of shared references. */
   to->shared = eddy_future_ref((eddy_future_t *)eddy__outcome(from));
+  to->is_shared = 1;
   settle(to, (eddy_future_state_t)from->state);
   return 0;
 }

@@ -51,17 +51,23 @@ struct eddy_future {
   struct eddy__task task;   /* queued when upstream settles; run is per kind */
   eddy_loop_t *loop;
   eddy_future_t *upstream;  /* what this future waits on (owned), or NULL */
-  struct eddy__task *waiters;       /* FIFO of tasks waiting on this one, */
-  struct eddy__task **waiters_tail; /* only while pending */
+  /* The tasks waiting on this one, while it is pending: a circular FIFO
+   * reached through its last task (whose next is the first), so one
+   * pointer gives both ends. */
+  struct eddy__task *waiters;
   unsigned refs;
   unsigned char state;      /* eddy_future_state_t */
   unsigned char kind;       /* enum eddy__future_kind */
+  unsigned char is_shared;  /* the outcome is read through `shared` */
 
   /* The outcome. A future settled by eddy_future_settle_as() keeps only its
    * state and reads everything else through `shared`, the future that owns
-   * the outcome (never itself sharing: sharing is always one level deep). */
-  eddy_future_t *shared;
-  void *value;
+   * the outcome (never itself sharing: sharing is always one level deep).
+   * Such a future never held a value, so the two share storage. */
+  union {
+    void *value;
+    eddy_future_t *shared;
+  };
   size_t size;
   eddy_free_fn value_free;
   int error;
@@ -98,7 +104,7 @@ void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f);
 /* The future whose fields hold f's outcome (f itself unless it shares). */
 static inline const eddy_future_t *eddy__outcome(const eddy_future_t *f)
 {
-  return f->shared != NULL ? f->shared : f;
+  return f->is_shared ? f->shared : f;
 }
 
 static inline int eddy__failed(const eddy_future_t *f)
