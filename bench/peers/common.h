@@ -1,7 +1,8 @@
 /*
  * bench/peers/common.h - shared by the C peer servers: argument parsing
- * (--address A --port P, defaults 127.0.0.1 and 0), a listening socket, and
- * the "listening on ADDR:PORT" line the harness reads.
+ * (--address A --port P, defaults 127.0.0.1 and 0; --certfile F --keyfile F
+ * for the TLS peer), a listening socket, and the "listening on ADDR:PORT"
+ * line the harness reads.
  */
 #ifndef BENCH_PEERS_COMMON_H
 #define BENCH_PEERS_COMMON_H
@@ -19,6 +20,7 @@
 
 static const char *peer_address = "127.0.0.1";
 static int peer_port = 0;
+static const char *peer_certfile, *peer_keyfile;
 
 __attribute__((unused)) static void peer_args(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
@@ -26,8 +28,13 @@ __attribute__((unused)) static void peer_args(int argc, char **argv) {
       peer_port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--address") && i + 1 < argc)
       peer_address = argv[++i];
+    else if (!strcmp(argv[i], "--certfile") && i + 1 < argc)
+      peer_certfile = argv[++i];
+    else if (!strcmp(argv[i], "--keyfile") && i + 1 < argc)
+      peer_keyfile = argv[++i];
     else {
-      fprintf(stderr, "usage: %s [--address 127.0.0.1] [--port 0]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--address 127.0.0.1] [--port 0]"
+              " [--certfile F --keyfile F]\n", argv[0]);
       exit(2);
     }
   }
