@@ -5,15 +5,12 @@
  * usage: libevent_echo [--address 127.0.0.1] [--port 0]
  */
 #include "common.h"
-#include <event2/event.h>
-#include <event2/listener.h>
-
 #include "libevent_lines.h"
 
-static void on_accept(UNUSED struct evconnlistener *l, evutil_socket_t fd,
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       UNUSED struct sockaddr *sa, UNUSED int socklen,
-                      void *arg) {
-  struct event_base *base = arg;
+                      UNUSED void *arg) {
+  struct event_base *base = evconnlistener_get_base(l);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   struct bufferevent *bev =
@@ -24,15 +21,5 @@ static void on_accept(UNUSED struct evconnlistener *l, evutil_socket_t fd,
 int main(int argc, char **argv) {
   peer_args(argc, argv);
   signal(SIGPIPE, SIG_IGN);
-  struct event_base *base = event_base_new();
-  int fd = peer_listen();
-  struct evconnlistener *l = evconnlistener_new(
-      base, on_accept, base, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-  if (!l) {
-    fprintf(stderr, "libevent_echo: cannot listen\n");
-    return 1;
-  }
-  peer_announce(fd);
-  event_base_dispatch(base);
-  return 0;
+  return lines_serve("libevent_echo", on_accept, NULL);
 }

@@ -10,6 +10,8 @@
 #define BENCH_PEERS_LIBEVENT_LINES_H
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
 
 static void on_read(struct bufferevent *bev, void *arg);
 #define UNUSED __attribute__((unused))
@@ -52,5 +54,21 @@ static void lines_setup(struct bufferevent *bev) {
   bufferevent_set_max_single_read(bev, 64 * 1024);
   bufferevent_set_max_single_write(bev, 64 * 1024);
   bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* Listens on the peer's address, announces it and runs the loop, handing
+ * each accepted fd to on_accept with @p arg. Returns main's exit status. */
+static int lines_serve(const char *name, evconnlistener_cb on_accept, void *arg) {
+  struct event_base *base = event_base_new();
+  int fd = peer_listen();
+  struct evconnlistener *l = evconnlistener_new(
+      base, on_accept, arg, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+  if (!l) {
+    fprintf(stderr, "%s: cannot listen\n", name);
+    return 1;
+  }
+  peer_announce(fd);
+  event_base_dispatch(base);
+  return 0;
 }
 #endif

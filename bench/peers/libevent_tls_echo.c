@@ -8,14 +8,12 @@
  */
 #include "common.h"
 #include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <event2/listener.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "libevent_lines.h"
 
-static void on_accept(UNUSED struct evconnlistener *l, evutil_socket_t fd,
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       UNUSED struct sockaddr *sa, UNUSED int socklen,
                       void *arg) {
   SSL_CTX *ctx = arg;
@@ -49,15 +47,5 @@ int main(int argc, char **argv) {
     return 1;
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  struct event_base *base = event_base_new();
-  int fd = peer_listen();
-  struct evconnlistener *l = evconnlistener_new(
-      base, on_accept, ctx, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-  if (!l) {
-    fprintf(stderr, "libevent_tls_echo: cannot listen\n");
-    return 1;
-  }
-  peer_announce(fd);
-  event_base_dispatch(base);
-  return 0;
+  return lines_serve("libevent_tls_echo", on_accept, ctx);
 }
