@@ -93,9 +93,10 @@ static void spin(void)
   }
 }
 
-/* Tornado's start_connect: fallback and deadline an hour away. */
-static eddy_future_t *start_connect(const int *families, const int *names,
-                                    size_t n)
+/* Tornado's start_connect: fallback and deadline an hour away; no attempt
+ * delay (Tornado's rule) unless the test asks for one, an hour away too. */
+static eddy_future_t *start_connect_staggered(const int *families, const int *names,
+                                              size_t n, int staggered)
 {
   eddy_address_t list[NFAKES];
   eddy__connector_config_t cfg;
@@ -106,11 +107,18 @@ static eddy_future_t *start_connect(const int *families, const int *names,
   cfg.arg = NULL;
   cfg.fallback_delay = 3600;
   cfg.deadline = eddy_loop_time(loop) + 3600;
+  cfg.attempt_delay = staggered ? 3600 : 0;
   conn = eddy__connector_new(loop, list, n, &cfg);
   ck_assert_ptr_nonnull(conn);
   eddy__connector_start(conn);
   spin();
   return eddy__connector_result(conn);
+}
+
+static eddy_future_t *start_connect(const int *families, const int *names,
+                                    size_t n)
+{
+  return start_connect_staggered(families, names, n, 0);
 }
 
 static eddy_future_t *start_abcd(void)
@@ -230,7 +238,7 @@ START_TEST(test_split_one_family)
 {
   static const int name[] = {A, B};
   eddy_address_t list[2] = {addr(AF1, A), addr(AF1, B)};
-  eddy__connector_config_t cfg = {fake_attempt, NULL, 3600, 0};
+  eddy__connector_config_t cfg = {fake_attempt, NULL, 3600, 0, 0};
 
   conn = eddy__connector_new(loop, list, 2, &cfg);
   ck_assert_ptr_nonnull(conn);
@@ -244,7 +252,7 @@ START_TEST(test_split_mixed)
   static const int primary[] = {A, C}, secondary[] = {B, D};
   eddy_address_t list[4] = {addr(AF1, A), addr(AF2, B), addr(AF1, C),
                             addr(AF2, D)};
-  eddy__connector_config_t cfg = {fake_attempt, NULL, 3600, 0};
+  eddy__connector_config_t cfg = {fake_attempt, NULL, 3600, 0, 0};
 
   conn = eddy__connector_new(loop, list, 4, &cfg);
   ck_assert_ptr_nonnull(conn);
@@ -558,12 +566,62 @@ START_TEST(test_cancel_closes_every_attempt)
 }
 END_TEST
 
+/* RFC 8305's attempt delay: the next address of a family starts while the
+ * first still hangs; the first to connect wins and the others close. */
+START_TEST(test_attempt_delay_starts_next_in_family)
+{
+  static const int fam[] = {AF1, AF1, AF1, AF2}, name[] = {A, B, C, D};
+  eddy_future_t *r = start_connect_staggered(fam, name, 4, 1);
+
+  ck_assert_uint_eq(pending(), BIT(A));
+  eddy__connector_fire_stagger(conn, 1); /* the secondary has not started */
+  spin();
+  ck_assert_uint_eq(pending(), BIT(A));
+  eddy__connector_fire_stagger(conn, 0);
+  spin();
+  ck_assert_uint_eq(pending(), BIT(A) | BIT(B));
+  ck_assert_uint_eq(eddy__connector_in_flight(conn), 2);
+  resolve_connect(B, 1);
+  assert_won(r, B);
+  assert_closed(A);
+  ck_assert(!fakes[C].started && !fakes[D].started);
+  eddy__connector_fire_stagger(conn, 0); /* decided: nothing more starts */
+  spin();
+  ck_assert(!fakes[C].started);
+}
+END_TEST
+
+/* With an attempt delay a failure still starts the next address at once
+ * (and the other family, as always); the delay then moves on the rest. */
+START_TEST(test_attempt_delay_failure_moves_on_at_once)
+{
+  static const int fam[] = {AF1, AF1, AF1, AF2}, name[] = {A, B, C, D};
+  eddy_future_t *r = start_connect_staggered(fam, name, 4, 1);
+
+  resolve_connect(A, 0);
+  ck_assert_uint_eq(pending(), BIT(B) | BIT(D));
+  eddy__connector_fire_stagger(conn, 1); /* D was the secondary's last */
+  spin();
+  ck_assert_uint_eq(pending(), BIT(B) | BIT(D));
+  eddy__connector_fire_stagger(conn, 0);
+  spin();
+  ck_assert_uint_eq(pending(), BIT(B) | BIT(C) | BIT(D));
+  eddy__connector_fire_stagger(conn, 0); /* the primary has no more */
+  spin();
+  resolve_connect(C, 0);
+  resolve_connect(D, 0);
+  ck_assert(!eddy_future_done(r)); /* B still hangs */
+  resolve_connect(B, 0);
+  assert_io_error(r);
+}
+END_TEST
+
 /* The real timers, with short delays: the fallback starts the secondary,
  * then the deadline closes both and times out. */
 START_TEST(test_real_timers)
 {
   eddy_address_t list[2] = {addr(AF1, A), addr(AF2, C)};
-  eddy__connector_config_t cfg = {fake_attempt, NULL, 0.02, 0};
+  eddy__connector_config_t cfg = {fake_attempt, NULL, 0.02, 0, 0};
   eddy_future_t *r;
 
   cfg.deadline = eddy_loop_time(loop) + 0.1;
@@ -607,6 +665,8 @@ static Suite *connector_suite(void)
   tcase_add_test(tc, test_two_family_timeout_after_connect_timeout);
   tcase_add_test(tc, test_no_addresses);
   tcase_add_test(tc, test_cancel_closes_every_attempt);
+  tcase_add_test(tc, test_attempt_delay_starts_next_in_family);
+  tcase_add_test(tc, test_attempt_delay_failure_moves_on_at_once);
   tcase_add_test(tc, test_real_timers);
   suite_add_tcase(s, tc);
   return s;

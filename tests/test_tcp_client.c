@@ -11,6 +11,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -618,38 +619,68 @@ END_TEST
 /* Happy Eyeballs, timeouts and cancellation against real sockets            */
 /* ------------------------------------------------------------------------ */
 
+/* Two addresses for one name: first an IPv4 one that never answers (a
+ * listener with a full accept queue), then a listener of @family. */
+struct stalled_pair {
+  struct fixed fx;
+  eddy_resolver_t *r;
+  int stalled, fill[2], fd;
+};
+
+/* @return 0, or -1 (the test is skipped) where SYNs to a full queue are
+ * not dropped, so nothing stalls. */
+static int stalled_pair_open(struct stalled_pair *p, int family, const char *test)
+{
+  int stall_port, port;
+
+  memset(p, 0, sizeof(*p));
+  p->stalled = stalled_listener(&stall_port, p->fill);
+  if (p->stalled < 0) {
+    fprintf(stderr, "%s: skipped, SYNs to a full queue are not dropped\n", test);
+    return -1;
+  }
+  p->fd = listener(family, &port);
+  fixed_add(&p->fx, AF_INET, stall_port);
+  fixed_add(&p->fx, family, port);
+  p->r = eddy_resolver_new_custom(loop, fixed_resolve, &p->fx);
+  ck_assert_ptr_nonnull(p->r);
+  return 0;
+}
+
+/* Connects past the stalled address: after at least @min_s seconds (the
+ * delay that starts the other attempt), to the listener of @family. */
+static void connect_past_stall(struct stalled_pair *p, const eddy_tcp_connect_options_t *o,
+                               double min_s, int family)
+{
+  double t0 = now(), dt;
+  eddy_stream_t *s = connect_ok("stall.test", 80, o);
+
+  dt = now() - t0;
+  ck_assert_msg(dt >= min_s && dt < 3.0, "connected after %.3f s", dt);
+  ck_assert_int_eq(check_hello(s, &p->fd, 1), family);
+  eddy_stream_unref(s);
+}
+
+static void stalled_pair_close(struct stalled_pair *p)
+{
+  eddy_resolver_free(p->r);
+  close(p->fd);
+  close_stalled(p->stalled, p->fill);
+}
+
 /* The first address (IPv4) never answers; after the fallback delay the
  * IPv6 address is tried and wins; the stalled attempt is closed. */
 START_TEST(test_fallback_to_second_family)
 {
-  struct fixed fx = {0};
+  struct stalled_pair p;
   eddy_tcp_connect_options_t o;
-  eddy_resolver_t *r;
-  eddy_stream_t *s;
-  int fill[2], stall_port, port, stalled, fd;
-  double t0, dt;
 
   SKIP_WITHOUT_IPV6();
-  stalled = stalled_listener(&stall_port, fill);
-  if (stalled < 0) {
-    fprintf(stderr, "%s: skipped, SYNs to a full queue are not dropped\n",
-            __func__);
+  if (stalled_pair_open(&p, AF_INET6, __func__) < 0)
     return;
-  }
-  fd = listener(AF_INET6, &port);
-  fixed_add(&fx, AF_INET, stall_port);
-  fixed_add(&fx, AF_INET6, port);
-  r = eddy_resolver_new_custom(loop, fixed_resolve, &fx);
-  opts_init(&o, AF_UNSPEC, r);
-  t0 = now();
-  s = connect_ok("dual.test", 80, &o);
-  dt = now() - t0;
-  ck_assert_msg(dt >= 0.25 && dt < 3.0, "connected after %.3f s", dt);
-  ck_assert_int_eq(check_hello(s, &fd, 1), AF_INET6);
-  eddy_stream_unref(s);
-  eddy_resolver_free(r);
-  close(fd);
-  close_stalled(stalled, fill);
+  opts_init(&o, AF_UNSPEC, p.r);
+  connect_past_stall(&p, &o, 0.25, AF_INET6);
+  stalled_pair_close(&p);
 }
 END_TEST
 
@@ -704,6 +735,35 @@ START_TEST(test_same_family_next_address)
   eddy_resolver_free(r);
   close(fd);
   close(refused);
+}
+END_TEST
+
+/* RFC 8305's attempt delay: the first IPv4 address never answers, so the
+ * second one is tried after attempt_delay (0.25 s) instead of waiting for
+ * the first to fail, and wins. With a negative delay (Tornado's rule) the
+ * connect waits on the first address until its timeout. */
+START_TEST(test_attempt_delay_same_family)
+{
+  struct stalled_pair p;
+  eddy_tcp_connect_options_t o;
+  eddy_future_t *f;
+
+  if (stalled_pair_open(&p, AF_INET, __func__) < 0)
+    return;
+  opts_init(&o, AF_UNSPEC, p.r);
+  connect_past_stall(&p, &o, 0.2, AF_INET);
+
+  o.attempt_delay = -1;
+  o.timeout = 0.5;
+  f = connect_fails("stall.test", 80, &o);
+  ck_assert_int_eq(eddy_future_error(f), EDDY_ETIMEOUT);
+  eddy_future_unref(f);
+
+  o.attempt_delay = NAN;
+  f = connect_fails("stall.test", 80, &o);
+  ck_assert_int_eq(eddy_future_error(f), EDDY_EUSAGE);
+  eddy_future_unref(f);
+  stalled_pair_close(&p);
 }
 END_TEST
 
@@ -1132,6 +1192,7 @@ static Suite *tcp_client_suite(void)
   tcase_add_test(tc, test_fallback_to_second_family);
   tcase_add_test(tc, test_early_failure_skips_fallback);
   tcase_add_test(tc, test_same_family_next_address);
+  tcase_add_test(tc, test_attempt_delay_same_family);
   tcase_add_test(tc, test_all_refused);
   tcase_add_test(tc, test_stalled_connect_timeout);
   tcase_add_test(tc, test_cancel_while_connecting);

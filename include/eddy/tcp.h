@@ -391,6 +391,12 @@ typedef struct eddy_tcp_connect_options {
    *  made is closed (Tornado #3614 leaked the TLS one). */
   double timeout;
   double fallback_delay;        /**< Happy Eyeballs delay (0.3 s; 0 too) */
+  /** Seconds before the next address of the same family is tried while
+   *  the earlier ones are still pending (RFC 8305's Connection Attempt
+   *  Delay: 0.25 s; 0 too), so one address that never answers does not
+   *  hold up the others. Negative: only once the previous attempt failed,
+   *  as Tornado does. */
+  double attempt_delay;
   eddy_resolver_t *resolver;    /**< borrowed; NULL: a default resolver */
   /** Speak TLS (NULL, the default: plain TCP): once connected, the stream
    *  becomes a client-side TLS stream and the connect future resolves
@@ -413,8 +419,9 @@ EDDY_API void eddy_tcp_connect_options_init(eddy_tcp_connect_options_t *options)
  * Connects to @p host (a name or an IP literal) and @p port. The name is
  * resolved off the loop thread; the addresses are tried with Happy Eyeballs
  * (the other family starts after fallback_delay or as soon as an attempt
- * fails; the first to connect wins and the others are closed). With
- * options->tls_ctx the winner then does its TLS handshake, as
+ * fails; the next address of a family after attempt_delay or as soon as
+ * the previous one fails; the first to connect wins and the others are
+ * closed). With options->tls_ctx the winner then does its TLS handshake, as
  * server_hostname (default @p host). One timeout covers resolving,
  * connecting and the handshake. Cancelling the future, or its timeout,
  * closes every attempt, the stream in its handshake included, and drops a

@@ -21,6 +21,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@
 #include "tcp/connector.h"
 
 #define DEFAULT_FALLBACK_DELAY 0.3
+#define DEFAULT_ATTEMPT_DELAY 0.25 /* RFC 8305's recommended value */
 
 struct connect_op {
   eddy_loop_t *loop;
@@ -48,6 +50,7 @@ struct connect_op {
   int family;
   eddy_stream_options_t stream;
   double fallback_delay;
+  double attempt_delay; /* <= 0: Tornado's rule */
   double deadline; /* absolute loop time; 0: none */
   /* Source binding: source_len > 0 for source_ip (port included), else
    * with bind_source the family's wildcard address and source_port. */
@@ -278,6 +281,7 @@ static eddy__connector_t *make_connector(struct connect_op *op,
   cfg.attempt = start_attempt;
   cfg.arg = op; /* lives until the connector's result settles */
   cfg.fallback_delay = op->fallback_delay;
+  cfg.attempt_delay = op->attempt_delay;
   cfg.deadline = op->deadline;
   c = eddy__connector_new(op->loop, usable, n, &cfg);
   free(usable);
@@ -369,6 +373,7 @@ void eddy_tcp_connect_options_init(eddy_tcp_connect_options_t *options)
   options->family = AF_UNSPEC;
   eddy_stream_options_init(&options->stream);
   options->fallback_delay = DEFAULT_FALLBACK_DELAY;
+  options->attempt_delay = DEFAULT_ATTEMPT_DELAY;
 }
 
 static const char *check_args(const char *host, int port,
@@ -382,6 +387,8 @@ static const char *check_args(const char *host, int port,
     return "unsupported address family";
   if (!(o->timeout >= 0) || !(o->fallback_delay >= 0))
     return "timeout and fallback_delay must be >= 0";
+  if (isnan(o->attempt_delay))
+    return "attempt_delay is not a number";
   return NULL;
 }
 
@@ -414,6 +421,7 @@ eddy_future_t *eddy_tcp_connect(eddy_loop_t *loop, const char *host, int port,
   op->stream = o.stream;
   op->fallback_delay = o.fallback_delay > 0 ? o.fallback_delay
                                             : DEFAULT_FALLBACK_DELAY;
+  op->attempt_delay = o.attempt_delay == 0 ? DEFAULT_ATTEMPT_DELAY : o.attempt_delay;
   if (parse_source(op, &o, &op->family) < 0) {
     free(op);
     return eddy_future_rejected(loop, EDDY_EUSAGE,

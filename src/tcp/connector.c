@@ -1,8 +1,9 @@
 /*
- * Happy Eyeballs, Tornado style (RFC 6555): two queues, one attempt in
- * flight per queue, the second queue after a fallback delay or the first
- * failure, first success wins. See connector.h for the rules; the comments
- * below name the Tornado step each function reproduces.
+ * Happy Eyeballs, Tornado style (RFC 6555): two queues, the second after a
+ * fallback delay or the first failure, first success wins; within a queue
+ * the next address after a failure or, with an attempt delay, after that
+ * delay too (RFC 8305). See connector.h for the rules; the comments below
+ * name the Tornado step each function reproduces.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@ struct eddy__connector {
   eddy_future_t *last_error; /* the last attempt to fail */
   const eddy_address_t *winner;
   eddy_timer_t *fallback_timer, *deadline_timer;
+  eddy_timer_t *stagger_timer[2]; /* per queue: the attempt delay */
   int fallback_armed;    /* the fallback has neither fired nor been skipped */
   int secondary_started;
   int decided;
@@ -48,13 +50,20 @@ static void try_next(eddy__connector_t *c, int queue);
 /* Deciding                                                                  */
 /* ------------------------------------------------------------------------ */
 
+static void stop_timers(eddy__connector_t *c)
+{
+  c->fallback_armed = 0;
+  eddy_timer_stop(c->fallback_timer);
+  eddy_timer_stop(c->deadline_timer);
+  eddy_timer_stop(c->stagger_timer[0]);
+  eddy_timer_stop(c->stagger_timer[1]);
+}
+
 /* The result is about to settle: no more attempts, no more timers. */
 static void decide(eddy__connector_t *c)
 {
   c->decided = 1;
-  c->fallback_armed = 0;
-  eddy_timer_stop(c->fallback_timer);
-  eddy_timer_stop(c->deadline_timer);
+  stop_timers(c);
   eddy_future_on_cancel(c->result, NULL, NULL);
 }
 
@@ -90,9 +99,7 @@ static void on_result_cancel(eddy_future_t *result, void *arg)
 
   (void)result;
   c->decided = 1;
-  c->fallback_armed = 0;
-  eddy_timer_stop(c->fallback_timer);
-  eddy_timer_stop(c->deadline_timer);
+  stop_timers(c);
   close_in_flight(c);
 }
 
@@ -160,7 +167,9 @@ static void start_attempt(eddy__connector_t *c, size_t addr, int queue)
   }
 }
 
-/* Tornado's try_connect(): the next address of one queue, if any. */
+/* Tornado's try_connect(): the next address of one queue, if any; with an
+ * attempt delay, the one after it starts when that delay passes, unless a
+ * failure starts it first (which restarts the delay). */
 static void try_next(eddy__connector_t *c, int queue)
 {
   if (c->next[queue] == c->end[queue]) {
@@ -170,6 +179,8 @@ static void try_next(eddy__connector_t *c, int queue)
     return;
   }
   start_attempt(c, c->order[c->next[queue]++], queue);
+  if (!c->decided && c->cfg.attempt_delay > 0 && c->next[queue] < c->end[queue])
+    eddy_timer_start(c->stagger_timer[queue], c->cfg.attempt_delay, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -186,6 +197,17 @@ void eddy__connector_fire_fallback(eddy__connector_t *c)
   try_next(c, 1);
 }
 
+void eddy__connector_fire_stagger(eddy__connector_t *c, int secondary)
+{
+  int queue = secondary ? 1 : 0;
+
+  eddy_timer_stop(c->stagger_timer[queue]);
+  /* The secondary queue staggers only once the fallback started it. */
+  if (c->decided || (queue == 1 && !c->secondary_started) || c->next[queue] == c->end[queue])
+    return;
+  try_next(c, queue);
+}
+
 void eddy__connector_fire_deadline(eddy__connector_t *c)
 {
   if (!c->decided)
@@ -196,6 +218,8 @@ void eddy__connector_fire_deadline(eddy__connector_t *c)
 
 static void fallback_cb(void *arg) { eddy__connector_fire_fallback(arg); }
 static void deadline_cb(void *arg) { eddy__connector_fire_deadline(arg); }
+static void stagger0_cb(void *arg) { eddy__connector_fire_stagger(arg, 0); }
+static void stagger1_cb(void *arg) { eddy__connector_fire_stagger(arg, 1); }
 
 /* ------------------------------------------------------------------------ */
 /* Life cycle                                                                */
@@ -235,9 +259,12 @@ eddy__connector_t *eddy__connector_new(eddy_loop_t *loop,
   c->result = eddy_future_new(loop);
   c->fallback_timer = eddy_timer_new(loop, fallback_cb, c);
   c->deadline_timer = eddy_timer_new(loop, deadline_cb, c);
+  c->stagger_timer[0] = eddy_timer_new(loop, stagger0_cb, c);
+  c->stagger_timer[1] = eddy_timer_new(loop, stagger1_cb, c);
   if (c->addrs == NULL || c->order == NULL || c->attempts == NULL ||
       c->result == NULL || c->fallback_timer == NULL ||
-      c->deadline_timer == NULL) {
+      c->deadline_timer == NULL || c->stagger_timer[0] == NULL ||
+      c->stagger_timer[1] == NULL) {
     eddy__connector_unref(c);
     return NULL;
   }
@@ -275,6 +302,8 @@ void eddy__connector_unref(eddy__connector_t *c)
   eddy_future_unref(c->last_error);
   eddy_timer_free(c->fallback_timer);
   eddy_timer_free(c->deadline_timer);
+  eddy_timer_free(c->stagger_timer[0]);
+  eddy_timer_free(c->stagger_timer[1]);
   free(c->attempts);
   free(c->order);
   free(c->addrs);

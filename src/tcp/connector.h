@@ -7,8 +7,12 @@
  *
  *   - primary = the addresses of the first entry's family, in order;
  *     secondary = all the others, in order;
- *   - within a queue, the next address is tried only after the previous
- *     attempt failed (at most one attempt in flight per queue);
+ *   - within a queue, the next address is tried once the previous attempt
+ *     failed, or, with an attempt delay (RFC 8305's Connection Attempt
+ *     Delay), also once that delay has passed since the queue's last
+ *     start, so that an address that never answers does not hold up the
+ *     rest of its family (without one, Tornado's rule: at most one attempt
+ *     in flight per queue);
  *   - the secondary queue starts when the fallback timer fires, or at once
  *     when any attempt fails first;
  *   - the first attempt to succeed wins: the result settles as that
@@ -26,9 +30,9 @@
  * resolved future a value whose free function closes it (a stream
  * reference does both). Cancelling the result cancels every attempt.
  *
- * Both timers are ordinary loop timers; tests set them far in the future
- * and fire them by hand with eddy__connector_fire_fallback() and
- * eddy__connector_fire_deadline().
+ * The timers are ordinary loop timers; tests set them far in the future
+ * and fire them by hand with eddy__connector_fire_fallback(),
+ * eddy__connector_fire_stagger() and eddy__connector_fire_deadline().
  */
 #ifndef EDDY_TCP_CONNECTOR_H
 #define EDDY_TCP_CONNECTOR_H
@@ -52,6 +56,9 @@ typedef struct eddy__connector_config {
   void *arg;             /**< for attempt; used until the result settles */
   double fallback_delay; /**< seconds before the secondary queue starts */
   double deadline;       /**< absolute loop time (eddy_loop_time()); 0: none */
+  /** Seconds after which a queue tries its next address while the earlier
+   *  ones are still pending; <= 0: only after a failure (Tornado). */
+  double attempt_delay;
 } eddy__connector_config_t;
 
 /**
@@ -89,6 +96,10 @@ size_t eddy__connector_in_flight(const eddy__connector_t *c);
 
 /** What the fallback timer does when it fires (harmless at any time). */
 void eddy__connector_fire_fallback(eddy__connector_t *c);
+
+/** What a queue's attempt-delay timer does when it fires (harmless at any
+ *  time): the next address of that queue, if any, starts now. */
+void eddy__connector_fire_stagger(eddy__connector_t *c, int secondary);
 
 /** What the deadline timer does when it fires (harmless at any time). */
 void eddy__connector_fire_deadline(eddy__connector_t *c);
