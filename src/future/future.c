@@ -46,9 +46,10 @@ static void future_free(eddy_future_t *f)
   assert(f->waiters == NULL);
   if (f->is_shared)
     eddy_future_unref(f->shared); /* one level deep: never recursive */
-  else if (f->value != NULL && f->value_free != NULL)
+  else if (f->state == EDDY_FUTURE_RESOLVED && f->value != NULL && f->value_free != NULL)
     f->value_free(f->value);
-  free(f->message);
+  else if (eddy__failed(f))
+    free(f->message);
   free(f);
 }
 

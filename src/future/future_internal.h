@@ -60,19 +60,25 @@ struct eddy_future {
   unsigned char kind;       /* enum eddy__future_kind */
   unsigned char is_shared;  /* the outcome is read through `shared` */
 
-  /* The outcome. A future settled by eddy_future_settle_as() keeps only its
-   * state and reads everything else through `shared`, the future that owns
-   * the outcome (never itself sharing: sharing is always one level deep).
-   * Such a future never held a value, so the two share storage. */
+  /* The outcome, one of three by state. A future settled by
+   * eddy_future_settle_as() keeps only its state and reads everything else
+   * through `shared`, the future that owns the outcome (never itself
+   * sharing: sharing is always one level deep). Otherwise a resolved future
+   * has a value and no error, a failed one an error and no value, so they
+   * share storage too (all zero while pending); readers check the state. */
   union {
-    void *value;
-    eddy_future_t *shared;
+    eddy_future_t *shared;  /* is_shared */
+    struct {                /* EDDY_FUTURE_RESOLVED */
+      void *value;
+      size_t size;
+      eddy_free_fn value_free;
+    };
+    struct {                /* EDDY_FUTURE_REJECTED, EDDY_FUTURE_CANCELLED */
+      int error;
+      int cause;
+      char *message;        /* owned; NULL: eddy_strerror(error) is used */
+    };
   };
-  size_t size;
-  eddy_free_fn value_free;
-  int error;
-  int cause;
-  char *message;            /* owned; NULL: eddy_strerror(error) is used */
 
   /* The step to run when upstream settles (per kind). sleep and
    * with_timeout keep their timer in `arg`: settling never clears it. */

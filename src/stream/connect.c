@@ -100,8 +100,8 @@ eddy_future_t *eddy_stream_connect(eddy_stream_t *s, const struct sockaddr *addr
     return f;
   }
   /* EINTR on a non-blocking connect: it goes on in the background. */
-  if (s->opt.connect_timeout > 0) {
-    s->connect_deadline = eddy_loop_time(s->loop) + s->opt.connect_timeout;
+  if (s->opt->connect_timeout > 0) {
+    s->connect_deadline = eddy_loop_time(s->loop) + s->opt->connect_timeout;
     eddy__stream_arm_deadlines(s);
   }
   eddy__io_update(s);

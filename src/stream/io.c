@@ -123,12 +123,12 @@ void eddy__io_drain_before_close(eddy_stream_t *s)
   if (s->fd < 0 || s->is_pipe || !(s->kernel_unread || s->filter))
     return;
   if (!s->filter) {
-    size_t have = eddy__buf_len(&s->rbuf), ask = s->opt.read_chunk_size;
+    size_t have = eddy__buf_len(&s->rbuf), ask = s->opt->read_chunk_size;
     s->kernel_unread = 0;
-    if (have >= s->opt.max_buffer_size)
+    if (have >= s->opt->max_buffer_size)
       return;
-    if (ask > s->opt.max_buffer_size - have)
-      ask = s->opt.max_buffer_size - have;
+    if (ask > s->opt->max_buffer_size - have)
+      ask = s->opt->max_buffer_size - have;
     if (eddy__buf_reserve(&s->rbuf, ask) < 0)
       return;
     do {
@@ -203,7 +203,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
       if (rd->kind != EDDY__RK_NONE && have >= eddy__read_target(s))
         break; /* R6: the read could be satisfied; take no more */
       struct eddy__buf *into = s->filter ? &s->filter->raw_in : &s->rbuf;
-      ask = s->opt.read_chunk_size;
+      ask = s->opt->read_chunk_size;
       if (eddy__buf_reserve(into, ask) < 0) {
         eddy__stream_close(s, -ENOMEM, NULL);
         return -1;
@@ -218,7 +218,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
           s->read_drained = 1;
         if (s->filter && eddy__filter_input(s) < 0)
           return -1;
-        if (eddy__buf_len(&s->rbuf) > s->opt.max_buffer_size) {
+        if (eddy__buf_len(&s->rbuf) > s->opt->max_buffer_size) {
           eddy__log(s->loop, EDDY_LOG_ERROR, "Reached maximum read buffer size");
           eddy__stream_close(s, EDDY_EBUFFERFULL, NULL);
           return -1;

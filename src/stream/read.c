@@ -266,7 +266,7 @@ size_t eddy__read_target(const eddy_stream_t *s)
   case EDDY__RK_CLOSE:
     return (size_t)-1;
   default: /* idle or chunked: one chunk at a time */
-    return s->opt.read_chunk_size;
+    return s->opt->read_chunk_size;
   }
 }
 
@@ -394,8 +394,8 @@ static eddy_future_t *read_go(eddy_stream_t *s)
         eddy__read_try(s, 0, 1);
     }
     if (s->rd.kind != EDDY__RK_NONE && s->state != EDDY__ST_CLOSED) {
-      if (s->opt.read_timeout > 0) {
-        s->rd.deadline = eddy_loop_time(s->loop) + s->opt.read_timeout;
+      if (s->opt->read_timeout > 0) {
+        s->rd.deadline = eddy_loop_time(s->loop) + s->opt->read_timeout;
         eddy__stream_arm_deadlines(s);
       }
     }

@@ -64,6 +64,29 @@ static void options_effective(eddy_stream_options_t *o, const eddy_stream_option
   o->idle_timeout = sane_timeout(o->idle_timeout);
 }
 
+/* What options_effective(NULL) gives: the streams that use it share it. */
+static const eddy_stream_options_t default_options = {
+    .max_buffer_size = DEFAULT_MAX_BUFFER,
+    .read_chunk_size = DEFAULT_CHUNK,
+    .max_write_buffer_size = (size_t)-1,
+    .write_high_watermark = DEFAULT_HIGH_WATER,
+};
+
+/* The stream's options: the shared defaults when they are what @in comes
+ * to, else a copy of its own. NULL on ENOMEM. */
+static const eddy_stream_options_t *options_for_stream(const eddy_stream_options_t *in)
+{
+  eddy_stream_options_t eff, *own;
+
+  options_effective(&eff, in);
+  if (memcmp(&eff, &default_options, sizeof(eff)) == 0)
+    return &default_options;
+  own = malloc(sizeof(*own));
+  if (own)
+    *own = eff;
+  return own;
+}
+
 static void close_task_run(struct eddy__task *task);
 static void late_task_run(struct eddy__task *task);
 
@@ -84,7 +107,10 @@ eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
     }
   }
   s = calloc(1, sizeof(*s));
-  if (!s) {
+  if (s)
+    s->opt = options_for_stream(options);
+  if (!s || !s->opt) {
+    free(s);
     err = ENOMEM;
     goto fail;
   }
@@ -94,12 +120,11 @@ eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
   s->state = fd < 0 ? EDDY__ST_UNCONNECTED : EDDY__ST_OPEN;
   s->is_pipe = is_pipe ? 1 : 0;
   s->can_read = s->can_write = 1;
-  options_effective(&s->opt, options);
   eddy__wq_init(&s->wq);
   s->close_task.run = close_task_run;
   s->late_task.run = late_task_run;
   s->last_io = eddy_loop_time(loop);
-  if (s->opt.idle_timeout > 0)
+  if (s->opt->idle_timeout > 0)
     eddy__stream_arm_deadlines(s);
   return s;
 
@@ -152,6 +177,8 @@ static void stream_free(eddy_stream_t *s)
   eddy__filter_free(s);
   eddy_timer_free(s->timer);
   free(s->error_msg);
+  if (s->opt != &default_options)
+    free((void *)s->opt);
   free(s);
 }
 
@@ -524,8 +551,8 @@ static double nearest_deadline(const eddy_stream_t *s)
     CONSIDER(s->rd.deadline);
   if (!eddy__wq_empty(&s->wq) || eddy__raw_out_len(s))
     CONSIDER(s->write_deadline);
-  if (s->opt.idle_timeout > 0)
-    CONSIDER(s->last_io + s->opt.idle_timeout);
+  if (s->opt->idle_timeout > 0)
+    CONSIDER(s->last_io + s->opt->idle_timeout);
 #undef CONSIDER
   return d;
 }
@@ -546,7 +573,7 @@ static void deadline_fired(void *arg)
   else if ((!eddy__wq_empty(&s->wq) || eddy__raw_out_len(s)) && s->write_deadline > 0 &&
            now >= s->write_deadline)
     what = "write timed out";
-  else if (s->opt.idle_timeout > 0 && now >= s->last_io + s->opt.idle_timeout)
+  else if (s->opt->idle_timeout > 0 && now >= s->last_io + s->opt->idle_timeout)
     what = "idle timeout";
   if (what) {
     eddy__stream_close(s, EDDY_ETIMEOUT, what);
@@ -573,6 +600,6 @@ void eddy__stream_arm_deadlines(eddy_stream_t *s)
 
 void eddy__stream_note_io(eddy_stream_t *s)
 {
-  if (s->opt.idle_timeout > 0)
+  if (s->opt->idle_timeout > 0)
     s->last_io = eddy_loop_time(s->loop);
 }

@@ -113,7 +113,9 @@ struct eddy_stream {
   unsigned push_queued : 1;    /* push_task is queued */
   unsigned close_phase : 2; /* 0 not closed, 1 close task queued, 2 ran, 3 chunk phase */
 
-  eddy_stream_options_t opt; /* effective values, no zeros */
+  /* Effective values, no zeros: the shared defaults, or a copy of our own
+   * (most streams use the defaults; this saves each one a copy). */
+  const eddy_stream_options_t *opt;
 
   struct eddy__buf rbuf; /* read buffer (plaintext) */
   struct eddy__read_op rd;

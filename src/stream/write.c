@@ -258,17 +258,17 @@ void eddy__write_settle(eddy_stream_t *s)
     eddy_future_unref(f);
   }
   size_t size = eddy_stream_write_buffer_size(s);
-  if (size <= s->opt.write_low_watermark) {
+  if (size <= s->opt->write_low_watermark) {
     s->write_blocked = 0;
     resolve_waiters(s, &s->drains);
   }
   int pending = size > 0;
-  if (s->opt.write_timeout > 0) {
+  if (s->opt->write_timeout > 0) {
     if (!pending) {
       s->write_deadline = 0;
     } else if (s->write_deadline == 0 || s->wd_mark != s->wq.sent) {
       s->wd_mark = s->wq.sent;
-      s->write_deadline = eddy_loop_time(s->loop) + s->opt.write_timeout;
+      s->write_deadline = eddy_loop_time(s->loop) + s->opt->write_timeout;
       eddy__stream_arm_deadlines(s);
     }
   }
@@ -321,7 +321,7 @@ static int write_check(eddy_stream_t *s, size_t len)
   if (s->state == EDDY__ST_CLOSED || s->shut_requested)
     return EDDY_ECLOSED;
   size_t size = eddy_stream_write_buffer_size(s);
-  size_t max = s->opt.max_write_buffer_size;
+  size_t max = s->opt->max_write_buffer_size;
   if (len > max || size > max - len)
     return EDDY_EBUFFERFULL; /* Tornado's rule (Q15): nothing is queued */
   return 0;
@@ -427,7 +427,7 @@ static eddy_future_t *write_done(eddy_stream_t *s, eddy_future_t *f, uint64_t po
   eddy__stream_hold(s);
   if (s->state == EDDY__ST_OPEN && !s->write_waiting)
     eddy__write_flush(s);
-  if (eddy_stream_write_buffer_size(s) > s->opt.write_high_watermark)
+  if (eddy_stream_write_buffer_size(s) > s->opt->write_high_watermark)
     s->write_blocked = 1;
   if (s->acked >= pos && s->state != EDDY__ST_CLOSED) {
     eddy_future_resolve(f, NULL, NULL);
@@ -625,7 +625,7 @@ eddy_future_t *eddy_stream_drain(eddy_stream_t *s)
   eddy_future_t *f = eddy_future_new(s->loop);
   if (!f)
     return NULL;
-  if (eddy_stream_write_buffer_size(s) <= s->opt.write_low_watermark) {
+  if (eddy_stream_write_buffer_size(s) <= s->opt->write_low_watermark) {
     eddy_future_resolve(f, NULL, NULL);
     return f;
   }
