@@ -16,6 +16,13 @@
  * /proc/PID/stat, so the harness can compare the two and count messages per
  * second of server CPU time.
  *
+ * --rate R caps the offered load at R messages per second in all (a token
+ * bucket refilled continuously; a connection with nothing in flight waits
+ * for a token, checked every 20 µs). A closed loop alone measures each
+ * server's latency at its own throughput, which puts a faster server's
+ * tail partly in the load generator's queues; at one fixed rate that every
+ * server sustains, p50 and p99 compare like with like.
+ *
  * --tls speaks TLS (OpenSSL, no certificate verification: loopback only).
  * --idle N opens N connections, does one round trip on each (so the server
  * has accepted and set each up), prints "IDLE-READY N", then holds them
@@ -68,6 +75,7 @@ static int opt_tls = 0;
 static int opt_idle = 0;
 static int opt_server_pid = 0;
 static double opt_connect_timeout = 10.0;
+static double opt_rate = 0; /* messages per second, all connections; 0: no cap */
 
 /* ---- clock ----------------------------------------------------------- */
 static inline uint64_t now_ns(void) {
@@ -152,6 +160,8 @@ typedef struct conn {
   uint64_t *stamps;     /* ring of send timestamps, opt_pipeline deep */
   int out_events;       /* events currently registered */
   int done;             /* no more messages to send */
+  struct conn *next_parked; /* waiting for a --rate token */
+  int parked;
 } conn_t;
 
 static conn_t *conns;
@@ -164,6 +174,26 @@ static int measuring;
 static int stopping;
 static long errors;
 static uint64_t idle_ok;
+
+/* --rate: tokens handed out since rate_t0, and the connections waiting
+ * for one, first come first served. */
+static uint64_t rate_t0, rate_used;
+static conn_t *parked_head, **parked_tail = &parked_head;
+
+static int rate_take(conn_t *c, uint64_t now) {
+  if (opt_rate <= 0) return 1;
+  if ((double)(now - rate_t0) * opt_rate / 1e9 >= (double)rate_used + 1) {
+    rate_used++;
+    return 1;
+  }
+  if (!c->parked) {
+    c->parked = 1;
+    c->next_parked = NULL;
+    *parked_tail = c;
+    parked_tail = &c->next_parked;
+  }
+  return 0;
+}
 
 static void die(const char *what) {
   perror(what);
@@ -237,9 +267,11 @@ static int pump_send(conn_t *c) {
     if (!c->sending) {
       if (c->done || stopping) return 0;
       if (c->sent_msgs - c->recv_msgs >= (uint64_t)opt_pipeline) return 0;
+      uint64_t now = now_ns();
+      if (!rate_take(c, now)) return 0;
       c->sending = 1;
       c->send_off = 0;
-      c->stamps[c->sent_msgs % (uint64_t)opt_pipeline] = now_ns();
+      c->stamps[c->sent_msgs % (uint64_t)opt_pipeline] = now;
     }
     const char *t = tmpl_for(c, c->sent_msgs);
     ssize_t w;
@@ -252,7 +284,7 @@ static int pump_send(conn_t *c) {
       int niov = 0;
       uint64_t m = c->sent_msgs;
       uint64_t limit = c->recv_msgs + (uint64_t)opt_pipeline;
-      if (c->done || opt_idle) limit = c->sent_msgs + 1;
+      if (c->done || opt_idle || opt_rate > 0) limit = c->sent_msgs + 1;
       iov[niov].iov_base = (void *)(t + c->send_off);
       iov[niov++].iov_len = opt_size - c->send_off;
       uint64_t stamp = c->stamps[m % (uint64_t)opt_pipeline];
@@ -379,6 +411,19 @@ static void open_conn(int i) {
   n_opened++;
 }
 
+/* Hands out the tokens that accrued, in parking order. */
+static void release_parked(void) {
+  while (parked_head) {
+    conn_t *c = parked_head;
+    parked_head = c->next_parked;
+    if (!parked_head) parked_tail = &parked_head;
+    c->parked = 0;
+    int blocked = pump_send(c);
+    if (c->parked) return; /* no token yet: it went back to the end */
+    set_events(c, EPOLLIN | (blocked ? EPOLLOUT : 0));
+  }
+}
+
 static void conn_ready(conn_t *c) {
   n_ready++;
   set_events(c, EPOLLIN);
@@ -456,7 +501,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: loadgen --port P [--host 127.0.0.1] [-c CONNS] [-s SIZE]\n"
           "               [-p PIPELINE] [-d SECONDS] [-w WARMUP]\n"
-          "               [--server-pid PID] [--tls] [--idle N]\n");
+          "               [--server-pid PID] [--tls] [--idle N] [--rate MSGS_PER_S]\n");
   exit(2);
 }
 
@@ -473,6 +518,7 @@ int main(int argc, char **argv) {
       {"tls", no_argument, 0, 'T'},
       {"idle", required_argument, 0, 'I'},
       {"connect-timeout", required_argument, 0, 'C'},
+      {"rate", required_argument, 0, 'R'},
       {0, 0, 0, 0}};
   int o;
   while ((o = getopt_long(argc, argv, "c:s:p:d:w:", lo, NULL)) != -1) {
@@ -488,6 +534,7 @@ int main(int argc, char **argv) {
     case 'T': opt_tls = 1; break;
     case 'I': opt_idle = atoi(optarg); break;
     case 'C': opt_connect_timeout = atof(optarg); break;
+    case 'R': opt_rate = atof(optarg); break;
     default: usage();
     }
   }
@@ -496,7 +543,7 @@ int main(int argc, char **argv) {
     opt_conns = opt_idle;
     opt_pipeline = 1;
   }
-  if (opt_conns < 1 || opt_size < 2 || opt_pipeline < 1) usage();
+  if (opt_conns < 1 || opt_size < 2 || opt_pipeline < 1 || !(opt_rate >= 0)) usage();
   memset(&target, 0, sizeof target);
   target.sin_family = AF_INET;
   target.sin_port = htons((uint16_t)opt_port);
@@ -583,6 +630,7 @@ int main(int argc, char **argv) {
 
   /* Traffic: warm-up, then the measured window. */
   traffic = 1;
+  rate_t0 = now_ns();
   for (int i = 0; i < opt_conns; i++) on_event(&conns[i], 0);
   uint64_t t_warm_end = now_ns() + (uint64_t)(opt_warmup * 1e9);
   uint64_t t_end = t_warm_end + (uint64_t)(opt_duration * 1e9);
@@ -609,21 +657,24 @@ int main(int argc, char **argv) {
       break;
     }
     uint64_t next = measuring ? t_end : t_warm_end;
-    int timeout_ms = (int)((next - t) / 1000000) + 1;
-    int n = epoll_wait(epfd, evs, 512, timeout_ms);
-    if (n < 0 && errno != EINTR) die("epoll_wait");
+    uint64_t wait_ns = next - t + 1000000;
+    if (parked_head && wait_ns > 20000) wait_ns = 20000; /* tokens due by then */
+    struct timespec ts = {(time_t)(wait_ns / 1000000000u), (long)(wait_ns % 1000000000u)};
+    int n = epoll_pwait2(epfd, evs, 512, &ts, NULL);
+    if (n < 0 && errno != EINTR) die("epoll_pwait2");
     for (int i = 0; i < n; i++) on_event(evs[i].data.ptr, evs[i].events);
+    release_parked();
   }
   stopping = 1;
   double secs = (t1 - t0) / 1e9;
   double srv_cpu = (srv0 >= 0 && srv1 >= 0) ? srv1 - srv0 : -1;
-  printf("RESULT mode=%s conns=%d size=%zu pipeline=%d seconds=%.3f "
+  printf("RESULT mode=%s conns=%d size=%zu pipeline=%d rate=%.0f seconds=%.3f "
          "msgs=%llu msgs_per_s=%.1f mb_per_s=%.2f p50_us=%.1f p99_us=%.1f "
          "p999_us=%.1f loadgen_cpu_pct=%.1f server_cpu_s=%.3f "
          "server_cpu_pct=%.1f msgs_per_server_cpu_s=%.1f connect_s=%.3f "
          "errors=%ld\n",
          opt_tls ? "tls-echo" : "echo", opt_conns, opt_size, opt_pipeline,
-         secs, (unsigned long long)m_msgs, m_msgs / secs,
+         opt_rate, secs, (unsigned long long)m_msgs, m_msgs / secs,
          m_bytes / secs / 1e6, hist_pct(m_hist_total, 50) / 1e3,
          hist_pct(m_hist_total, 99) / 1e3, hist_pct(m_hist_total, 99.9) / 1e3,
          100.0 * (cpu1 - cpu0) / secs, srv_cpu,
