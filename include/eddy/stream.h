@@ -17,9 +17,10 @@
  * C string directly.
  *
  * Writes. Writes may be issued while others are pending; they go out in
- * order (gathered with sendmsg, writev for pipes). A write's future resolves once its bytes,
- * and every earlier write's, have been handed to the kernel. A write that
- * the kernel takes at once returns an already resolved future.
+ * order (gathered with sendmsg, writev for pipes). A write's future
+ * resolves once its bytes, and every earlier write's, have been handed to
+ * the kernel. A write that the kernel takes at once returns an already
+ * resolved future.
  *
  * Errors. Operations never raise: every failure is a rejected future (often
  * already rejected on return). A stream that closes while operations are
