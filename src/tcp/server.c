@@ -45,14 +45,16 @@
 #define DEFAULT_ACCEPT_QUEUE 128
 #define MAX_LISTEN_FDS 16
 
-/* A handed-out stream being counted. It lives until both futures it waits
- * on have settled and their tasks have run. */
+/* A handed-out stream being counted. It lives until both of its waits have
+ * ended: the stream's close (the close watch's task has run) and the
+ * handler's future (settled, and its task has run). */
 struct conn {
   struct eddy_list node;  /* in srv->conns */
   eddy_tcp_server_t *srv;
   eddy_stream_t *s;       /* a reference of ours while `handler` is set */
-  struct eddy__close_watch closed; /* .stream: weak, NULL once closed */
-  int close_seen;         /* the watch's task has run */
+  /* .stream: weak, NULL once closed; .task.run: NULL once the watch's task
+   * has run (the task is never queued again, so that is its own flag) */
+  struct eddy__close_watch closed;
   eddy_future_t *handler; /* the handler's future, until seen settled */
   struct eddy__task handler_task;
 };
@@ -185,7 +187,7 @@ static void maybe_finish_shutdown(eddy_tcp_server_t *srv)
 /* Frees @c once both of its waits have ended. */
 static void conn_maybe_free(struct conn *c)
 {
-  if (!c->close_seen || c->handler != NULL)
+  if (c->closed.task.run != NULL || c->handler != NULL)
     return;
   eddy_tcp_server_t *srv = c->srv;
   eddy_list_remove(&c->node);
@@ -197,7 +199,7 @@ static void conn_maybe_free(struct conn *c)
 static void on_conn_closed(struct eddy__task *task)
 {
   struct conn *c = eddy_container_of(task, struct conn, closed.task);
-  c->close_seen = 1;
+  c->closed.task.run = NULL; /* seen */
   c->srv->nopen--;
   if (!c->srv->stopped)
     update_pause(c->srv);
