@@ -21,9 +21,14 @@
 #include "common/list.h"
 #include "stream/stream_internal.h"
 
-#define DEFAULT_MAX_BUFFER (100u * 1024u * 1024u)
-#define DEFAULT_CHUNK (64u * 1024u)
-#define DEFAULT_HIGH_WATER (1024u * 1024u)
+/* Tornado's defaults, and what options_effective(NULL) gives, so the
+ * streams that use them all share this one copy. */
+static const eddy_stream_options_t default_options = {
+    .max_buffer_size = 100u * 1024u * 1024u,
+    .read_chunk_size = 64u * 1024u,
+    .max_write_buffer_size = (size_t)-1,
+    .write_high_watermark = 1024u * 1024u,
+};
 
 void eddy_stream_options_init(eddy_stream_options_t *options)
 {
@@ -36,8 +41,8 @@ static double sane_timeout(double t)
   return (isfinite(t) && t > 0) ? t : 0;
 }
 
-/* Fills in defaults: Tornado's, with the chunk clamped to half the buffer
- * so one read can never by itself overflow it. */
+/* Fills in the defaults, with the chunk clamped to half the buffer so one
+ * read can never by itself overflow it. */
 static void options_effective(eddy_stream_options_t *o, const eddy_stream_options_t *in)
 {
   if (in)
@@ -45,17 +50,17 @@ static void options_effective(eddy_stream_options_t *o, const eddy_stream_option
   else
     memset(o, 0, sizeof(*o));
   if (!o->max_buffer_size)
-    o->max_buffer_size = DEFAULT_MAX_BUFFER;
+    o->max_buffer_size = default_options.max_buffer_size;
   if (!o->read_chunk_size)
-    o->read_chunk_size = DEFAULT_CHUNK;
+    o->read_chunk_size = default_options.read_chunk_size;
   if (o->read_chunk_size > o->max_buffer_size / 2)
     o->read_chunk_size = o->max_buffer_size / 2;
   if (!o->read_chunk_size)
     o->read_chunk_size = 1;
   if (!o->max_write_buffer_size)
-    o->max_write_buffer_size = (size_t)-1;
+    o->max_write_buffer_size = default_options.max_write_buffer_size;
   if (!o->write_high_watermark)
-    o->write_high_watermark = DEFAULT_HIGH_WATER;
+    o->write_high_watermark = default_options.write_high_watermark;
   if (o->write_low_watermark > o->write_high_watermark)
     o->write_low_watermark = o->write_high_watermark;
   o->connect_timeout = sane_timeout(o->connect_timeout);
@@ -63,14 +68,6 @@ static void options_effective(eddy_stream_options_t *o, const eddy_stream_option
   o->write_timeout = sane_timeout(o->write_timeout);
   o->idle_timeout = sane_timeout(o->idle_timeout);
 }
-
-/* What options_effective(NULL) gives: the streams that use it share it. */
-static const eddy_stream_options_t default_options = {
-    .max_buffer_size = DEFAULT_MAX_BUFFER,
-    .read_chunk_size = DEFAULT_CHUNK,
-    .max_write_buffer_size = (size_t)-1,
-    .write_high_watermark = DEFAULT_HIGH_WATER,
-};
 
 /* The stream's options: the shared defaults when they are what @in comes
  * to, else a copy of its own. NULL on ENOMEM. */
