@@ -17,7 +17,7 @@
  * second of server CPU time.
  *
  * --rate R caps the offered load at R messages per second in all (a token
- * bucket refilled continuously; a connection with nothing in flight waits
+ * bucket refilled continuously; a connection with a free slot waits
  * for a token, checked every 20 µs). A closed loop alone measures each
  * server's latency at its own throughput, which puts a faster server's
  * tail partly in the load generator's queues; at one fixed rate that every
