@@ -162,7 +162,7 @@ static eddy_future_t *naive_step(eddy_future_t *settled, void *arg)
 {
   sample_heap();
   if (--left == 0)
-    return NULL;
+    return EDDY_NO_VALUE;
   return eddy_then(eddy_future_resolved(loop, NULL, NULL), naive_step, NULL);
 }
 

@@ -101,7 +101,7 @@ static size_t lines_bytes;
 static eddy_future_t *on_line(eddy_future_t *f, void *arg) {
   (void)arg;
   lines_bytes += eddy_future_size(f);
-  return --lines_left > 0 ? NULL : eddy_future_stop(loop);
+  return --lines_left > 0 ? EDDY_NO_VALUE : eddy_future_stop(loop);
 }
 
 static eddy_future_t *line_step(void *arg) {

@@ -169,12 +169,12 @@ static eddy_future_t *read_body(eddy_future_t *head_read, void *arg)
   if (sscanf(head, "HTTP/1.%*1[01] %3d %n", &status, &reason_at) < 1 ||
       reason_at == 0) {
     snprintf(req->failure, sizeof(req->failure), "bad response");
-    return NULL;
+    return EDDY_NO_VALUE;
   }
   if (status < 200 || status > 299) {
     snprintf(req->failure, sizeof(req->failure), "HTTP %d %.*s", status,
              (int)strcspn(head + reason_at, "\r\n"), head + reason_at);
-    return NULL;
+    return EDDY_NO_VALUE;
   }
   length = find_header(head, "Content-Length");
   if (length == NULL)
@@ -184,7 +184,7 @@ static eddy_future_t *read_body(eddy_future_t *head_read, void *arg)
   if (errno != 0 || end == length || *length == '-' ||
       (*end != '\r' && *end != ' ')) {
     snprintf(req->failure, sizeof(req->failure), "bad Content-Length");
-    return NULL;
+    return EDDY_NO_VALUE;
   }
   return eddy_stream_read_bytes_chunked(req->stream, (size_t)body_length,
                                         write_chunk, req);
@@ -208,7 +208,7 @@ static eddy_future_t *explain_failure(eddy_future_t *failed, void *arg)
   else
     why = eddy_future_message(failed);
   snprintf(req->failure, sizeof(req->failure), "%s", why);
-  return NULL; /* handled */
+  return EDDY_NO_VALUE; /* handled */
 }
 
 /* The library's warnings ("TLS error on fd 5: ...") would repeat the reason

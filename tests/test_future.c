@@ -78,7 +78,7 @@ static char labels[] = "ABCDEFGH";
 static eddy_future_t *note_then(eddy_future_t *settled, void *arg)
 {
   note(*(char *)arg);
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 static void note_done(eddy_future_t *f, void *arg)
@@ -156,7 +156,7 @@ static void count_hook(eddy_future_t *f, void *arg)
 static eddy_future_t *never_called(eddy_future_t *settled, void *arg)
 {
   ck_abort_msg("callback must not run");
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -413,7 +413,7 @@ static int flag;
 static eddy_future_t *see_flag(eddy_future_t *settled, void *arg)
 {
   *(int *)arg = flag;
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 static void see_flag_done(eddy_future_t *f, void *arg)
@@ -538,6 +538,56 @@ START_TEST(test_error_skips_to_catch)
   ck_assert_int_eq(int_of(f), 7);
   eddy_future_unref(f);
   ck_assert_int_eq(nfreed, 1);
+}
+END_TEST
+
+/* What a then-callback returns when its own allocation failed. */
+static eddy_future_t *out_of_memory_then(eddy_future_t *settled, void *arg)
+{
+  ncalls++;
+  return NULL;
+}
+
+static eddy_future_t *see_enomem(eddy_future_t *settled, void *arg)
+{
+  ck_assert_int_eq(eddy_future_error(settled), -ENOMEM);
+  note('M');
+  return EDDY_NO_VALUE;
+}
+
+START_TEST(test_null_from_callback_is_enomem)
+{
+  eddy_future_t *f;
+
+  /* NULL is never "done": the chain is rejected and the steps after it
+   * are skipped, down to the first catch. */
+  f = eddy_then_ok(eddy_future_resolved(L, NULL, NULL), out_of_memory_then, NULL);
+  f = eddy_then_ok(f, never_called, NULL);
+  run(f);
+  ck_assert_int_eq(ncalls, 1);
+  ck_assert_int_eq(eddy_future_state(f), EDDY_FUTURE_REJECTED);
+  ck_assert_int_eq(eddy_future_error(f), -ENOMEM);
+  eddy_future_unref(f);
+
+  f = eddy_then(eddy_future_resolved(L, NULL, NULL), out_of_memory_then, NULL);
+  f = eddy_catch(f, see_enomem, NULL);
+  f = eddy_then_ok(f, note_then, labels);
+  run(f);
+  ck_assert_str_eq(order, "MA");
+  ck_assert_int_eq(eddy_future_state(f), EDDY_FUTURE_RESOLVED);
+  eddy_future_unref(f);
+
+  /* EDDY_NO_VALUE is done-with-nothing, and a marker the reference calls
+   * ignore. */
+  ck_assert_ptr_eq(eddy_future_ref(EDDY_NO_VALUE), EDDY_NO_VALUE);
+  eddy_future_unref(EDDY_NO_VALUE);
+  f = eddy_then(eddy_future_resolved(L, "x", NULL), note_then, labels + 1);
+  run(f);
+  ck_assert_int_eq(eddy_future_state(f), EDDY_FUTURE_RESOLVED);
+  ck_assert_ptr_null(eddy_future_value(f));
+  ck_assert_uint_eq(eddy_future_size(f), 0);
+  eddy_future_unref(f);
+  ck_assert_str_eq(order, "MAB");
 }
 END_TEST
 
@@ -787,7 +837,7 @@ static eddy_future_t *expect_cancelled(eddy_future_t *settled, void *arg)
   ck_assert_int_eq(eddy_future_state(settled), EDDY_FUTURE_CANCELLED);
   ck_assert_int_eq(eddy_future_error(settled), EDDY_ECANCELLED);
   note(*(char *)arg);
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 START_TEST(test_cancel_travels_up)
@@ -1279,6 +1329,30 @@ START_TEST(test_repeat_null_step)
 }
 END_TEST
 
+static eddy_future_t *no_value_later(void *arg)
+{
+  return ++steps == 1 ? eddy_future_resolved(L, NULL, NULL) : EDDY_NO_VALUE;
+}
+
+static eddy_future_t *no_value_at_once(void *arg)
+{
+  return EDDY_NO_VALUE;
+}
+
+/* A step must hand back a future; the marker is a usage error, not a
+ * silent end and not an ENOMEM. */
+START_TEST(test_repeat_no_value_step)
+{
+  eddy_future_t *r;
+
+  ck_assert_ptr_null(eddy_repeat(no_value_at_once, NULL));
+  r = eddy_repeat(no_value_later, NULL);
+  run(r);
+  ck_assert_int_eq(eddy_future_error(r), EDDY_EUSAGE);
+  eddy_future_unref(r);
+}
+END_TEST
+
 /*
  * A million iterations, alternating steps that return resolved futures and
  * steps whose futures a call_soon callback resolves later. Every step
@@ -1389,7 +1463,7 @@ static eddy_future_t *naive_step(eddy_future_t *settled, void *arg)
 {
   if (--naive_left == 0) {
     naive_deepest = heap_in_use();
-    return NULL;
+    return EDDY_NO_VALUE;
   }
   return eddy_then(eddy_future_resolved(L, NULL, NULL), naive_step, NULL);
 }
@@ -1486,6 +1560,7 @@ static Suite *future_suite(void)
   tcase_add_test(tc, test_resolve_and_read);
   tcase_add_test(tc, test_settle_twice);
   tcase_add_test(tc, test_null_inputs);
+  tcase_add_test(tc, test_null_from_callback_is_enomem);
   tcase_add_test(tc, test_take);
   tcase_add_test(tc, test_refcount_and_destructor);
   tcase_add_test(tc, test_messages_and_causes);
@@ -1538,6 +1613,7 @@ static Suite *future_suite(void)
   tcase_add_test(tc, test_repeat_failure);
   tcase_add_test(tc, test_repeat_cancel);
   tcase_add_test(tc, test_repeat_null_step);
+  tcase_add_test(tc, test_repeat_no_value_step);
 
   /* Big ones: seconds natively, minutes under valgrind. */
   tc = new_case(s, "scale", 120);

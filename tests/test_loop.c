@@ -344,7 +344,7 @@ eddy_future_t *never_then(eddy_future_t *settled, void *arg)
 {
   (void)settled;
   (void)arg;
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 START_TEST(test_free_with_queued_future_callbacks)

@@ -80,7 +80,7 @@ static eddy_future_t *keep_handler(eddy_stream_t *s, const struct sockaddr *peer
   ck_assert_int_lt(handled, 8);
   ck_assert_int_eq(peer->sa_family, AF_INET);
   held[handled++] = eddy_stream_ref(s);
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 /* Per test: no handler has run yet (also under CK_FORK=no). */
@@ -104,7 +104,7 @@ static eddy_future_t *write_close_handler(eddy_stream_t *s,
   handled++;
   eddy_future_unref(eddy_stream_write(s, "data", 4));
   eddy_stream_close_when_drained(s);
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -290,6 +290,38 @@ START_TEST(test_handler_closed_is_quiet)
 }
 END_TEST
 
+/* A handler that could not build its chain returns NULL (future.h): the
+ * connection is closed, with a warning, and the server goes on. */
+static eddy_future_t *oom_handler(eddy_stream_t *s, const struct sockaddr *peer,
+                                  void *arg)
+{
+  handled++;
+  return NULL;
+}
+
+START_TEST(test_handler_null_closes)
+{
+  eddy_tcp_server_t *srv = listening_server(NULL);
+  eddy_tcp_server_set_handler(srv, oom_handler, NULL);
+  int port = tfx_server_port(srv);
+  for (int i = 0; i < 2; i++) {
+    int c = tfx_connect(port);
+    tfx_run_until(&handled, i + 1);
+    tfx_run_for(0.02);
+    char buf[16];
+    ck_assert_int_eq(tfx_recv_all(c, buf, sizeof buf), 0); /* closed */
+    close(c);
+  }
+  ck_assert(tfx_log_contains(EDDY_LOG_WARNING, "dropping a connection"));
+  ck_assert(tfx_log_contains(EDDY_LOG_WARNING, "returned NULL"));
+  for (int i = 0; eddy_tcp_server_connection_count(srv) > 0; i++) {
+    ck_assert_int_lt(i, 2000);
+    tfx_run_for(0.005);
+  }
+  eddy_tcp_server_free(srv);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Stopping                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -319,7 +351,7 @@ static eddy_future_t *stopping_handler(eddy_stream_t *s,
 {
   handled++;
   eddy_tcp_server_stop(arg);
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 START_TEST(test_stop_in_handler)
@@ -345,7 +377,7 @@ static eddy_future_t *freeing_handler(eddy_stream_t *s,
   handled++;
   eddy_tcp_server_free(*(eddy_tcp_server_t **)arg);
   *(eddy_tcp_server_t **)arg = NULL;
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 START_TEST(test_free_in_handler)
@@ -485,7 +517,7 @@ static eddy_future_t *dropping_handler(eddy_stream_t *s,
                                        const struct sockaddr *peer, void *arg)
 {
   handled++;
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 START_TEST(test_connection_count)
@@ -674,6 +706,7 @@ int main(void)
   tcase_add_test(tc, test_handler_write_and_close);
   tcase_add_test(tc, test_handler_failure_logged);
   tcase_add_test(tc, test_handler_closed_is_quiet);
+  tcase_add_test(tc, test_handler_null_closes);
   suite_add_tcase(s, tc);
   tc = tcase("stop");
   tcase_add_test(tc, test_stop_twice);

@@ -129,7 +129,7 @@ static eddy_future_t *keep(eddy_stream_t *s, const struct sockaddr *peer,
   seen.handshake_done_at_call = eddy_stream_tls_handshake_done(s);
   eddy_stream_unref(seen.last);
   seen.last = eddy_stream_ref(s);
-  return NULL;
+  return EDDY_NO_VALUE;
 }
 
 static void forget_last(void)

@@ -24,16 +24,21 @@
  *      future's bytes): the caller's reference is untouched.
  *   4. A callback receives the settled future BORROWED, valid until it
  *      returns (eddy_future_ref() it to keep it). A then-callback returns a
- *      new reference or NULL, and the chain consumes it.
+ *      new reference (or EDDY_NO_VALUE), and the chain consumes it.
  *
  * Scheduling. Callbacks never run inside the call that registered them or
  * that settled the future: settling queues them on the loop, in
  * registration order, and the loop runs them. A chain of any length runs in
  * constant stack.
  *
- * NULL. Functions that create futures return NULL only when memory runs
- * out. Chaining functions given a NULL future return NULL, so a chain built
- * in one expression needs one NULL check at its end.
+ * NULL means out of memory, everywhere. Functions that create futures
+ * return NULL only when memory runs out. Chaining functions given a NULL
+ * future return NULL, so a chain built in one expression needs one NULL
+ * check at its end. A callback that returns NULL (a then-callback, a
+ * repeat step, a stream handler) is taken to have run out of memory: the
+ * chain is rejected with -ENOMEM, so a failed allocation inside a chain is
+ * never mistaken for success. To say "done, no value" a callback returns
+ * EDDY_NO_VALUE, which allocates nothing.
  */
 #ifndef EDDY_FUTURE_H
 #define EDDY_FUTURE_H
@@ -153,13 +158,14 @@ EDDY_API void eddy_future_on_cancel(eddy_future_t *f, eddy_cancel_fn fn,
 /* References                                                                */
 /* ------------------------------------------------------------------------ */
 
-/** Adds a reference. @return @p f (NULL stays NULL). */
+/** Adds a reference. @return @p f (NULL and EDDY_NO_VALUE stay as they
+ *  are: neither is counted). */
 EDDY_API eddy_future_t *eddy_future_ref(eddy_future_t *f);
 
 /**
  * Drops a reference. The last one frees the future and its value. Dropping
  * the last reference to a pending future does not cancel it: its producer
- * still holds one of its own. NULL is allowed.
+ * still holds one of its own. NULL and EDDY_NO_VALUE are allowed (no-ops).
  */
 EDDY_API void eddy_future_unref(eddy_future_t *f);
 
@@ -231,12 +237,26 @@ EDDY_API int eddy_future_cancel(eddy_future_t *f);
 /* ------------------------------------------------------------------------ */
 
 /**
+ * What a callback returns to say "done, with no value" without allocating
+ * a future. It is not a future: return it from a then-callback or a stream
+ * handler, and never pass it to any other function (eddy_future_ref() and
+ * eddy_future_unref() accept it and do nothing, so generic clean-up code
+ * is safe).
+ */
+EDDY_API extern const char eddy_no_value_marker[];
+#define EDDY_NO_VALUE ((eddy_future_t *)(void *)eddy_no_value_marker)
+
+/**
  * A then-callback. @p settled is borrowed. Return what the chained future
  * becomes:
- *   - NULL: resolved with no value;
  *   - a new reference to any future (pending or settled): the chained
  *     future adopts it and settles as it does. To pass the input on
- *     unchanged, return eddy_future_ref(settled).
+ *     unchanged, return eddy_future_ref(settled);
+ *   - EDDY_NO_VALUE: resolved with no value;
+ *   - NULL: out of memory (what every future-making call returns when it
+ *     cannot allocate): the chained future is rejected with -ENOMEM, and
+ *     the error travels down the chain like any other. So
+ *     `return eddy_stream_write(...);` is correct as it stands.
  */
 typedef eddy_future_t *(*eddy_then_fn)(eddy_future_t *settled, void *arg);
 
@@ -365,11 +385,13 @@ typedef eddy_future_t *(*eddy_step_fn)(void *arg);
  * step's error when one fails or is cancelled. Memory and stack stay
  * constant however long it runs: each step's future is released before the
  * next begins. The first step is called at once, to learn the loop from its
- * future; later steps run from the loop. A step returning NULL is treated
- * as an ENOMEM failure. Cancelling the result cancels the running step and
- * ends the loop.
+ * future; later steps run from the loop. A step returning NULL ends the
+ * loop with -ENOMEM; a step must return a future, so EDDY_NO_VALUE ends it
+ * with EDDY_EUSAGE (return eddy_future_stop() to end it cleanly).
+ * Cancelling the result cancels the running step and ends the loop.
  *
- * @return a new reference, or NULL if the first step returned NULL.
+ * @return a new reference, or NULL if the first step returned NULL or
+ *         EDDY_NO_VALUE (no future: no loop to put the result on).
  */
 EDDY_API eddy_future_t *eddy_repeat(eddy_step_fn step, void *arg);
 

@@ -143,10 +143,15 @@ EDDY_API void eddy_tcp_server_options_init(eddy_tcp_server_options_t *options);
 /**
  * The connection handler (Tornado's handle_stream). @p s is borrowed: the
  * server holds a reference until the returned future settles (or, if the
- * handler returns NULL, until the handler returns): eddy_stream_ref() it to
- * keep it longer. On a TLS server @p s is a TLS stream, its handshake
- * running or, with tls_handshake_first, done. A returned future that fails is logged (EDDY_ECLOSED at
- * debug level, anything else as a warning) and never stops the server.
+ * handler returns EDDY_NO_VALUE, until the handler returns):
+ * eddy_stream_ref() it to keep it longer. On a TLS server @p s is a TLS
+ * stream, its handshake running or, with tls_handshake_first, done. A
+ * returned future that fails is logged (EDDY_ECLOSED at debug level,
+ * anything else as a warning) and never stops the server. Returning NULL
+ * means the handler ran out of memory building its chain (future.h): the
+ * server logs a warning ("dropping a connection: ...") and closes the
+ * stream with -ENOMEM, so the peer sees the connection end rather than
+ * wait on a chain that was never built.
  */
 typedef eddy_future_t *(*eddy_stream_handler_fn)(eddy_stream_t *s,
                                                  const struct sockaddr *peer,

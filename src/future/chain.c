@@ -76,14 +76,21 @@ static int wants_callback(const eddy_future_t *d, const eddy_future_t *src)
 }
 
 /*
- * Makes d settle as g, the reference a then-callback returned (NULL: no
- * value). Returns 1 if d now waits on g, in which case the reference d's
- * running task held has moved to g's waiter list.
+ * Makes d settle as g, the reference a then-callback returned. Returns 1
+ * if d now waits on g, in which case the reference d's running task held
+ * has moved to g's waiter list.
  */
 static int adopt(eddy_future_t *d, eddy_future_t *g)
 {
-  if (g == NULL) {
+  if (g == EDDY_NO_VALUE) {
     eddy_future_resolve(d, NULL, NULL);
+    return 0;
+  }
+  if (g == NULL) {
+    /* What every constructor returns when malloc fails: taking it for "no
+     * value" would turn a lost write into success. No message, so the
+     * rejection itself allocates nothing. */
+    eddy_future_reject(d, -ENOMEM, NULL);
     return 0;
   }
   if (d->state != EDDY_FUTURE_PENDING || g->state != EDDY_FUTURE_PENDING) {

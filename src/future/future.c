@@ -19,6 +19,10 @@
 /* Only its address matters; the text helps whoever finds it in a debugger. */
 const char eddy_stop_marker[] = "EDDY_STOP";
 
+/* The same for EDDY_NO_VALUE, which is cast to eddy_future_t *: aligned
+ * for one, so the conversion is well defined (it is never dereferenced). */
+_Alignas(max_align_t) const char eddy_no_value_marker[] = "EDDY_NO_VALUE";
+
 /* ------------------------------------------------------------------------ */
 /* Life cycle                                                                */
 /* ------------------------------------------------------------------------ */
@@ -55,14 +59,14 @@ static void future_free(eddy_future_t *f)
 
 eddy_future_t *eddy_future_ref(eddy_future_t *f)
 {
-  if (f != NULL)
+  if (f != NULL && f != EDDY_NO_VALUE)
     f->refs++;
   return f;
 }
 
 void eddy_future_unref(eddy_future_t *f)
 {
-  if (f != NULL && --f->refs == 0)
+  if (f != NULL && f != EDDY_NO_VALUE && --f->refs == 0)
     future_free(f);
 }
 

@@ -46,8 +46,11 @@ static void repeat_run(struct eddy__task *task)
   eddy_future_unref(step); /* released before the next step starts */
 
   step = r->fn.step(r->arg);
-  if (step == NULL) {
-    eddy_future_reject(r, -ENOMEM, "repeat: a step returned NULL");
+  if (step == NULL || step == EDDY_NO_VALUE) {
+    if (step == NULL)
+      eddy_future_reject(r, -ENOMEM, NULL); /* no message: nothing to allocate */
+    else
+      eddy_future_reject(r, EDDY_EUSAGE, "repeat: a step returned EDDY_NO_VALUE, not a future");
     eddy_future_unref(r);
     return;
   }
@@ -68,7 +71,7 @@ eddy_future_t *eddy_repeat(eddy_step_fn step, void *arg)
   if (step == NULL)
     return NULL;
   first = step(arg); /* at once: its future tells us the loop */
-  if (first == NULL)
+  if (first == NULL || first == EDDY_NO_VALUE)
     return NULL;
   r = eddy__future_alloc(first->loop);
   if (r == NULL) {

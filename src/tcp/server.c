@@ -261,8 +261,13 @@ static void call_handler(eddy_tcp_server_t *srv, eddy_stream_t *s,
     return;
   }
   eddy_future_t *f = srv->handler(s, peer, srv->handler_arg);
-  if (f == NULL) {
-    eddy_stream_unref(s);
+  if (f == NULL || f == EDDY_NO_VALUE) {
+    /* NULL is the handler's chain failing to allocate: the connection
+     * cannot be served as written, so it is closed, not left half done. */
+    if (f == NULL)
+      drop_stream(srv, s, "the stream handler returned NULL (out of memory)");
+    else
+      eddy_stream_unref(s);
     return;
   }
   c->handler = f;
