@@ -10,7 +10,9 @@
  * buffered; if that satisfies it, the returned future is already resolved
  * (its callbacks still run from the loop). Data that arrived before the
  * peer closed is still delivered to reads it satisfies; only then do reads
- * fail. A read future resolves with a malloc'ed buffer owned by the future:
+ * fail. The peer ending its side never drops queued writes: the stream
+ * closes once they are sent (or, with allow_half_open, stays open for
+ * writing). A read future resolves with a malloc'ed buffer owned by the future:
  * eddy_future_value() / eddy_future_size() borrow it, eddy_future_take()
  * hands it over (free it with free()). The buffer is always followed by a
  * NUL byte that eddy_future_size() does not count, so text can be used as a
@@ -90,6 +92,18 @@ typedef struct eddy_stream_options {
   double read_timeout;
   double write_timeout;
   double idle_timeout;
+  /** What the peer ending its side (EOF; over TLS, its close_notify) does
+   *  to ours. Either way reads end: read_until_close resolves, a read the
+   *  buffer cannot satisfy fails with EDDY_ECLOSED (cause 0), and
+   *  eddy_stream_read_ended() turns true. Then:
+   *  0 (the default, as Tornado and Node): the stream closes once every
+   *  write queued so far has been sent, at once if none is; writes still
+   *  reach a peer that reads (a FIN is not a reason to drop them).
+   *  non-zero (Node's allowHalfOpen): the stream stays open for writing
+   *  until the application closes it or shuts its own side down with
+   *  eddy_stream_shutdown_write(), whose FIN then closes it; the close
+   *  callback and wait_closed run then. */
+  int allow_half_open;
 } eddy_stream_options_t;
 
 /** Fills @p options with the defaults (all zero). */
@@ -372,6 +386,13 @@ EDDY_API eddy_future_t *eddy_stream_wait_closed(eddy_stream_t *s);
 
 /** Non-zero once the stream is closed. */
 EDDY_API int eddy_stream_closed(const eddy_stream_t *s);
+
+/**
+ * Non-zero once no more bytes will arrive: the peer ended its side (EOF,
+ * or a TLS close_notify) or the stream closed. What is buffered can still
+ * be read. The stream may still be open for writing (see allow_half_open).
+ */
+EDDY_API int eddy_stream_read_ended(const eddy_stream_t *s);
 
 /** Non-zero while a read is pending. */
 EDDY_API int eddy_stream_reading(const eddy_stream_t *s);

@@ -125,7 +125,7 @@ void eddy__filter_eof(eddy_stream_t *s)
   int rc = f->ops->eof ? f->ops->eof(f) : 0;
   if (rc < 0)
     eddy__filter_failed(s, rc);
-  else
+  else if (!eddy__stream_read_end(s))
     eddy__stream_close(s, 0, NULL);
 }
 
@@ -150,9 +150,13 @@ int eddy__filter_input(eddy_stream_t *s)
     if (used == 0)
       break;
   }
-  if (f->eof_seen) {
-    /* Plaintext decoded before the end is in the read buffer: the close
-     * completes the pending read with it (R9), as a recv of 0 would. */
+  if (f->eof_seen && !s->read_ended) {
+    /* Plaintext decoded before the end is in the read buffer: the end
+     * completes the pending read with it (R9), as a recv of 0 would. The
+     * write side may go on (eddy__stream_read_end); if not, the stream
+     * closes now, after its own closing record's one try. */
+    if (eddy__stream_read_end(s))
+      return s->state == EDDY__ST_CLOSED ? -1 : 0;
     eddy__filter_say_goodbye(s);
     eddy__filter_last_send(s);
     eddy__stream_close(s, 0, NULL);

@@ -25,7 +25,7 @@ void eddy__io_update(eddy_stream_t *s)
   if (s->state == EDDY__ST_CONNECTING) {
     want = EDDY_WRITE;
   } else {
-    if (s->can_read) {
+    if (s->can_read && !s->read_ended) {
       if (s->rd.kind != EDDY__RK_NONE)
         want |= EDDY_READ;
       else if (s->filter && s->filter->want_read)
@@ -72,7 +72,7 @@ static void read_eof(eddy_stream_t *s)
 {
   if (s->filter)
     eddy__filter_eof(s);
-  else
+  else if (!eddy__stream_read_end(s))
     eddy__stream_close(s, 0, NULL);
 }
 
@@ -177,7 +177,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
 
   s->kernel_unread = 0; /* whatever an idle peek saw is being read now */
 
-  while (s->state == EDDY__ST_OPEN && s->can_read) {
+  while (s->state == EDDY__ST_OPEN && s->can_read && !s->read_ended) {
     struct eddy__read_op *rd = &s->rd;
     size_t have = eddy__buf_len(&s->rbuf);
     ssize_t r;
@@ -256,10 +256,18 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
 static void handle_read(eddy_stream_t *s, unsigned events)
 {
   s->read_drained = 0;
-  if (!s->can_read) {
-    /* A write-only pipe: the error means its reader went away. */
-    if (eddy__wq_empty(&s->wq))
-      eddy__stream_close(s, -EPIPE, NULL);
+  if (!s->can_read || s->read_ended) {
+    /* A write-only pipe, or a socket whose peer ended its side: an error
+     * or hang-up means the peer went away entirely. With writes queued the
+     * flush that follows finds out how; without, SO_ERROR says (a reset),
+     * or nobody is left to write to. */
+    if (eddy__wq_empty(&s->wq)) {
+      int e = 0;
+      socklen_t len = sizeof(e);
+      if (s->is_pipe || getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e == 0)
+        e = EPIPE;
+      eddy__stream_close(s, -e, NULL);
+    }
     return;
   }
   if (s->rd.kind == EDDY__RK_NONE && !(s->filter && s->filter->want_read)) {

@@ -91,8 +91,8 @@ static void into_put_back(eddy_stream_t *s)
 
 static void unsatisfiable(eddy_stream_t *s)
 {
-  if (s->state == EDDY__ST_CLOSED)
-    return; /* R9 at close: the caller fails the read */
+  if (s->state == EDDY__ST_CLOSED || s->read_ended)
+    return; /* R9 at the end: the caller fails the read */
   eddy__log(s->loop, EDDY_LOG_INFO,
             "Unsatisfiable read, closing connection: %s not found within %zu bytes",
             s->rd.kind == EDDY__RK_REGEX ? "regex" : "delimiter", s->rd.max_bytes);
@@ -155,9 +155,9 @@ static void chunk_task_run(struct eddy__task *task)
   eddy_stream_t *s = (eddy_stream_t *)((char *)task - offsetof(eddy_stream_t, chunk_task));
   s->chunk_queued = 0;
   eddy__read_deliver_chunks(s);
-  if (s->state == EDDY__ST_CLOSED)
+  if (s->state == EDDY__ST_CLOSED || s->read_ended)
     eddy__read_on_close(s);
-  else
+  if (s->state != EDDY__ST_CLOSED)
     eddy__io_update(s);
   eddy__stream_release(s);
 }
@@ -271,10 +271,11 @@ size_t eddy__read_target(const eddy_stream_t *s)
 }
 
 /*
- * R9: the stream closed. Completes the pending read if the buffer satisfies
- * it and fails it otherwise; read_until_close gets everything buffered.
- * Chunked reads with bytes still buffered are left to the close task,
- * which hands them over from the loop and calls this again.
+ * R9: the stream closed, or the peer ended its side (read_ended). Completes
+ * the pending read if the buffer satisfies it and fails it otherwise;
+ * read_until_close gets everything buffered. Chunked reads with bytes
+ * still buffered are left to a task that hands them over from the loop and
+ * calls this again: the close task, or on an open stream the chunk task.
  */
 void eddy__read_on_close(eddy_stream_t *s)
 {
@@ -291,8 +292,11 @@ void eddy__read_on_close(eddy_stream_t *s)
     return;
   case EDDY__RK_BYTES_CHUNKED:
   case EDDY__RK_CLOSE_CHUNKED:
-    if (eddy__buf_len(&s->rbuf) > 0 || s->in_chunk_cb)
-      return; /* the close task hands the rest over first */
+    if (eddy__buf_len(&s->rbuf) > 0 || s->in_chunk_cb) {
+      if (s->state != EDDY__ST_CLOSED)
+        eddy__read_try(s, 0, 0); /* queues the chunk task */
+      return; /* which hands the rest over first */
+    }
     if (rd->kind == EDDY__RK_CLOSE_CHUNKED && s->error != EDDY_EBUFFERFULL)
       op_resolve_count(s, 0);
     else
@@ -383,7 +387,7 @@ static eddy_future_t *read_go(eddy_stream_t *s)
   int r = eddy__read_try(s, 0, 1);
   if (r == 0 && s->rd.kind != EDDY__RK_NONE) {
     int chunked = s->rd.kind == EDDY__RK_BYTES_CHUNKED || s->rd.kind == EDDY__RK_CLOSE_CHUNKED;
-    if (s->state == EDDY__ST_CLOSED) {
+    if (s->state == EDDY__ST_CLOSED || s->read_ended) {
       if (!s->chunk_queued)
         eddy__read_on_close(s);
     } else if (s->state == EDDY__ST_OPEN && !chunked && !s->read_drained) {

@@ -76,6 +76,7 @@ static const eddy_stream_options_t *options_for_stream(const eddy_stream_options
   eddy_stream_options_t eff, *own;
 
   options_effective(&eff, in);
+  eff.allow_half_open = 0; /* a bit of the stream's own (s->half_open) */
   if (memcmp(&eff, &default_options, sizeof(eff)) == 0)
     return &default_options;
   own = malloc(sizeof(*own));
@@ -117,6 +118,7 @@ eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
   s->state = fd < 0 ? EDDY__ST_UNCONNECTED : EDDY__ST_OPEN;
   s->is_pipe = is_pipe ? 1 : 0;
   s->can_read = s->can_write = 1;
+  s->half_open = options && options->allow_half_open;
   eddy__wq_init(&s->wq);
   s->close_task.run = close_task_run;
   s->late_task.run = late_task_run;
@@ -336,6 +338,37 @@ void eddy__stream_close_local(eddy_stream_t *s)
   eddy__stream_close(s, 0, NULL);
 }
 
+/*
+ * The peer ended its side: a read of 0, or a filter's end (TLS
+ * close_notify). Whether the stream closes now is the caller's to do when
+ * this returns 0. It returns 1 when the write side goes on instead:
+ *   - with allow_half_open, until the application closes the stream or
+ *     shuts its own side down (then it closes, maybe_shutdown in write.c);
+ *   - without it, while writes are queued: they still reach a peer that
+ *     reads (Tornado never closes on EOF while a write is pending), and the
+ *     stream closes once they are sent, as close_when_drained.
+ * Either way the pending read settles now as at a close (R9), later reads
+ * fail at once unless the buffer satisfies them, and read interest goes.
+ */
+int eddy__stream_read_end(eddy_stream_t *s)
+{
+  if (s->state != EDDY__ST_OPEN)
+    return 0;
+  int keep = s->half_open ? !s->write_shut : eddy_stream_write_buffer_size(s) > 0;
+  if (!keep)
+    return 0;
+  s->read_ended = 1;
+  s->kernel_unread = 0;
+  if (!s->half_open)
+    s->close_drained = 1;
+  eddy__stream_hold(s);
+  eddy__read_on_close(s);
+  if (s->state == EDDY__ST_OPEN)
+    eddy__io_update(s);
+  eddy__stream_release(s);
+  return 1;
+}
+
 void eddy_stream_close(eddy_stream_t *s, int error)
 {
   if (!s)
@@ -446,6 +479,11 @@ eddy_future_t *eddy_stream_wait_closed(eddy_stream_t *s)
 int eddy_stream_closed(const eddy_stream_t *s)
 {
   return !s || s->state == EDDY__ST_CLOSED;
+}
+
+int eddy_stream_read_ended(const eddy_stream_t *s)
+{
+  return !s || s->state == EDDY__ST_CLOSED || s->read_ended;
 }
 
 int eddy_stream_reading(const eddy_stream_t *s)

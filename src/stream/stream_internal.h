@@ -111,6 +111,8 @@ struct eddy_stream {
   unsigned late_queued : 1;    /* late_task is queued */
   unsigned chunk_queued : 1;   /* chunk_task is queued */
   unsigned push_queued : 1;    /* push_task is queued */
+  unsigned read_ended : 1;     /* the peer ended its side; the write side goes on */
+  unsigned half_open : 1;      /* options.allow_half_open */
   unsigned close_phase : 2; /* 0 not closed, 1 close task queued, 2 ran, 3 chunk phase */
 
   /* Effective values, no zeros: the shared defaults, or a copy of our own
@@ -174,6 +176,7 @@ void eddy__stream_hold(eddy_stream_t *s);
 void eddy__stream_release(eddy_stream_t *s);
 void eddy__stream_close(eddy_stream_t *s, int error, const char *message);
 void eddy__stream_close_local(eddy_stream_t *s);
+int eddy__stream_read_end(eddy_stream_t *s);
 void eddy__stream_note_io(eddy_stream_t *s);
 void eddy__stream_arm_deadlines(eddy_stream_t *s);
 eddy_future_t *eddy__stream_rejected(eddy_stream_t *s, int code);

@@ -220,6 +220,8 @@ static void maybe_shutdown(eddy_stream_t *s)
       rc = -errno;
   }
   settle_shutdown(s, rc);
+  if (s->read_ended)
+    eddy__stream_close(s, 0, NULL); /* both sides have ended */
 }
 
 /* close_when_drained, with nothing queued: a filter's closing record (TLS
