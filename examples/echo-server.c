@@ -4,9 +4,12 @@
  *   echo-server [--address ADDR] [--port PORT] [--processes N]
  *               [--certfile F --keyfile F]
  *
- * Every line a client sends comes back, until the client closes. Try it
- * with `nc localhost 8888`, or with --certfile/--keyfile (TLS) with
- * `openssl s_client -connect localhost:8888`. SIGINT or SIGTERM stops it.
+ * Every line a client sends comes back, until the client closes. A client
+ * that shuts down only its write side (`nc -N`, shutdown(SHUT_WR), a TLS
+ * close_notify) still gets every line back: the streams allow half-open
+ * connections. Try it with `nc localhost 8888`, or with --certfile/--keyfile
+ * (TLS) with `openssl s_client -connect localhost:8888`. SIGINT or SIGTERM
+ * stops it.
  */
 #include <stdio.h>
 
@@ -27,7 +30,8 @@ static eddy_future_t *echo_once(void *stream)
                       stream);
 }
 
-/* Rounds until the client leaves (the read then fails and ends the repeat). */
+/* Rounds until the client's side ends (the read then fails and ends the
+ * repeat); the stream closes once the last echo has been sent. */
 static eddy_future_t *handle(eddy_stream_t *s, const struct sockaddr *peer,
                              void *arg)
 {
@@ -66,6 +70,7 @@ int main(int argc, char **argv)
   }
   if (args.certfile != NULL && make_tls_context(&args) < 0)
     return 1;
+  args.allow_half_open = 1; /* answer whatever the client sent before its FIN */
   int status = serve(&args, handle, NULL);
   eddy_tls_context_free(args.tls_ctx); /* the server kept its own reference */
   return status;

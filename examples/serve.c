@@ -84,6 +84,7 @@ int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
   eddy_tcp_server_options_t options;
   eddy_tcp_server_options_init(&options);
   options.tls_ctx = args->tls_ctx; /* NULL: plain TCP */
+  options.stream.allow_half_open = args->allow_half_open;
   eddy_loop_t *loop = eddy_loop_new();
   eddy_tcp_server_t *srv = loop ? eddy_tcp_server_new(loop, &options) : NULL;
   if (srv == NULL) {

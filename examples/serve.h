@@ -14,6 +14,7 @@ struct serve_args {
   int processes;       /* 1: this process; <= 0: one per CPU */
   const char *certfile, *keyfile;
   struct ssl_ctx_st *tls_ctx; /* not parsed: set it to serve TLS (borrowed) */
+  int allow_half_open; /* not parsed: the streams' allow_half_open option */
 };
 
 /**
