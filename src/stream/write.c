@@ -484,7 +484,10 @@ static eddy_future_t *write_mem(eddy_stream_t *s, const void *data, size_t len, 
     eddy_future_resolve(f, NULL, NULL);
     rc = 1;
   } else if ((size_t)off == len) {
-    /* An empty write: waits for whatever is queued ahead. */
+    /* An empty write: waits for whatever is queued ahead, and queues
+     * nothing of its own, so what it was given is done with now. */
+    if (free_fn)
+      free_fn(base);
   } else {
     const char *rest = (const char *)data + off;
     size_t left = len - (size_t)off;
