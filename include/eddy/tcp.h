@@ -5,6 +5,24 @@
  * per accepted connection, either through a future per accept
  * (eddy_tcp_server_accept()) or by calling a handler, or both (the accept
  * futures are served first). All functions run on the loop's thread.
+ *
+ * Running out of file descriptors. When accept fails with EMFILE or ENFILE
+ * the server does not spin on the listening socket (it stays readable) and
+ * does not leave clients hanging in the backlog: it keeps one descriptor
+ * in reserve (/dev/null, opened at listen time), gives it up, accepts the
+ * waiting connections and closes them at once, so those clients see their
+ * connection closed, then takes the reserve back. At most once a second it
+ * logs a warning such as
+ *
+ *   accept failed: Too many open files; closed 3 pending connection(s)
+ *   unserved (0 similar warnings suppressed)
+ *
+ * If the reserve cannot be had back either, accepting pauses for 0.1 s,
+ * doubling up to 1 s while the error lasts ("accept failed: ...; pausing
+ * accepts for 0.1 s"). Other accept errors back off the same way;
+ * ECONNABORTED, EPROTO, EPERM and EINTR are skipped. Connections already
+ * served are not affected. Raise the limit (ulimit -n, or setrlimit) or cap
+ * the server with max_connections to stay clear of it.
  */
 #ifndef EDDY_TCP_H
 #define EDDY_TCP_H
