@@ -701,6 +701,78 @@ START_TEST(test_starttls_not_idle)
 }
 END_TEST
 
+/* ---- the peer's end over TLS (stream.h, allow_half_open) ---------------- */
+
+/* A TLS pair over TCP whose server side has @p sopts. */
+static void half_open_pair(const eddy_stream_options_t *sopts, eddy_stream_t **c,
+                           eddy_stream_t **s)
+{
+  int fds[2];
+  sfx_tcp_fds(fds);
+  SSL_CTX *sctx = tfx_server_ctx("server", NULL), *cctx = tfx_client_ctx(NULL);
+  *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, sopts));
+  *c = sfx_track(eddy_stream_new_tls(sfx_loop, fds[1], cctx, 0, "foo.example.com", NULL));
+  ck_assert_ptr_nonnull(*s);
+  ck_assert_ptr_nonnull(*c);
+  eddy_tls_context_free(cctx);
+  eddy_tls_context_free(sctx);
+  tfx_handshake_ok(*c);
+  tfx_handshake_ok(*s);
+}
+
+/* The client ends its request with close_notify + FIN; the half-open
+ * server still answers, then ends its own side. */
+START_TEST(test_half_open_close_notify)
+{
+  eddy_stream_options_t o;
+  eddy_stream_options_init(&o);
+  o.allow_half_open = 1;
+  eddy_stream_t *c, *s;
+  half_open_pair(&o, &c, &s);
+  sfx_write_str(c, "question");
+  sfx_expect_ok(eddy_stream_shutdown_write(c));
+  sfx_expect_str(eddy_stream_read_until_close(s), "question");
+  sfx_run_for(0.05);
+  ck_assert(eddy_stream_read_ended(s));
+  ck_assert(!eddy_stream_closed(s));
+  ck_assert(eddy_stream_tls_close_notify(s));
+  sfx_write_str(s, "answer");
+  sfx_expect_ok(eddy_stream_shutdown_write(s));
+  sfx_expect_str(eddy_stream_read_until_close(c), "answer");
+  sfx_run_until_closed(s);
+  sfx_run_until_closed(c);
+  ck_assert_int_eq(eddy_stream_error(s), 0);
+  ck_assert_int_eq(eddy_stream_error(c), 0);
+  ck_assert(eddy_stream_tls_close_notify(c)); /* the server's goodbye came */
+}
+END_TEST
+
+/* Default options: a close_notify that arrives while the server's answer
+ * is queued does not drop it; the server closes after it, saying goodbye. */
+START_TEST(test_close_notify_keeps_queued_writes)
+{
+  eddy_stream_t *c, *s;
+  half_open_pair(NULL, &c, &s);
+  size_t len = 4u << 20;
+  char *data = malloc(len);
+  ck_assert_ptr_nonnull(data);
+  sfx_pattern_fill(data, len, 0);
+  eddy_future_t *w = eddy_stream_write_take(s, data, len, free);
+  ck_assert(!eddy_future_done(w));
+  eddy_future_t *sd = eddy_stream_shutdown_write(c);
+  eddy_future_t *r = eddy_stream_read_until_close(c);
+  sfx_wait(r);
+  ck_assert_uint_eq(eddy_future_size(r), len);
+  ck_assert(sfx_pattern_check(eddy_future_value(r), len, 0));
+  eddy_future_unref(r);
+  sfx_expect_ok(sd);
+  sfx_expect_ok(w);
+  sfx_run_until_closed(s);
+  ck_assert_int_eq(eddy_stream_error(s), 0);
+  ck_assert(eddy_stream_tls_close_notify(c));
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("tls");
@@ -731,6 +803,8 @@ int main(void)
   tcase_add_test(tc, test_starttls);
   tcase_add_test(tc, test_starttls_late_switch);
   tcase_add_test(tc, test_starttls_not_idle);
+  tcase_add_test(tc, test_half_open_close_notify);
+  tcase_add_test(tc, test_close_notify_keeps_queued_writes);
   suite_add_tcase(s, tc);
 
   SRunner *sr = srunner_create(s);
