@@ -102,6 +102,29 @@ assert s.recv(100) == b'', 'partial line echoed'
 " || fail "python echo client"
 "$CLIENT" "$port" 10000 100 || fail "C client, many short lines"
 "$CLIENT" "$port" 3 1000000 || fail "C client, long lines"
+# Half-close (nc -N): the answer to every line comes back after the FIN.
+py "
+import socket
+s = socket.create_connection(('127.0.0.1', $port), timeout=10)
+lines = b''.join(b'request %d\n' % i for i in range(500))
+s.sendall(lines)
+s.shutdown(socket.SHUT_WR)
+got = b''
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+assert got == lines, 'half-closed client: %d of %d bytes back' % (len(got), len(lines))
+" || fail "python half-closing client"
+# Under load: many concurrent clients sending random lines in random
+# chunks, every other one half-closing; every byte checked. As many as the
+# descriptor limit allows (2,000 in CI), each side needing one per client.
+ulimit -n 8192 2>/dev/null || true
+clients=$(( ($(ulimit -n) - 100) / 2 ))
+[ $clients -le 2000 ] || clients=2000
+timeout 90 python3 "${srcdir:-.}/tests/half_close_load.py" "$port" "$clients" 12 ||
+  fail "half-closing clients under load"
 stop echo
 
 # --- echo-server, two processes ---------------------------------------------
