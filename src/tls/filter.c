@@ -18,7 +18,7 @@
 #include <stdlib.h>
 
 #include "eddy/future.h"
-#include "eddy/tcp.h"
+#include "eddy/stream.h"
 #include "eddy/tls.h"
 #include "loop/loop_internal.h"
 #include "stream/transport.h"
@@ -140,7 +140,7 @@ static int failed(struct eddy__tls_filter *tf, int code)
     socklen_t len = sizeof ss;
     char peer[EDDY_ADDRSTRLEN] = "?";
     if (eddy_stream_peer_address(tf->s, &ss, &len) == 0)
-      eddy_format_address((struct sockaddr *)&ss, peer, sizeof peer);
+      eddy_format_address((struct sockaddr *)&ss, len, peer, sizeof peer);
     eddy__log(eddy_stream_loop(tf->s), EDDY_LOG_WARNING,
               "TLS error on fd %d (%s): %s", eddy_stream_fd(tf->s), peer, msg);
   }
