@@ -66,7 +66,7 @@ static void print_listening(eddy_tcp_server_t *srv)
     socklen_t len = sizeof ss;
     char text[EDDY_ADDRSTRLEN];
     if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0 ||
-        eddy_format_address((struct sockaddr *)&ss, text, sizeof text) < 0)
+        eddy_format_address((struct sockaddr *)&ss, len, text, sizeof text) < 0)
       continue;
     printf("listening on %s\n", text);
   }

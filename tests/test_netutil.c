@@ -1,7 +1,7 @@
 /*
  * tests/test_netutil.c - eddy_bind_sockets, eddy_bind_unix_socket,
- * eddy_is_valid_ip (Tornado's netutil_test 94-96, plus tornado.md §2.6) and
- * eddy_format_address.
+ * eddy_is_valid_ip (Tornado's netutil_test 94-96, plus tornado.md §2.6).
+ * eddy_format_address is the stream layer's: tests/test_stream.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -254,70 +254,6 @@ START_TEST(test_is_valid_ip)
 }
 END_TEST
 
-/* ------------------------------------------------------------------------ */
-/* format_address                                                            */
-/* ------------------------------------------------------------------------ */
-
-START_TEST(test_format_address)
-{
-  char buf[EDDY_ADDRSTRLEN];
-  struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(8888)};
-  struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(443)};
-  struct sockaddr_un un = {.sun_family = AF_UNIX};
-
-  ck_assert_int_eq(inet_pton(AF_INET, "127.0.0.1", &v4.sin_addr), 1);
-  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&v4, buf, sizeof buf), 14);
-  ck_assert_str_eq(buf, "127.0.0.1:8888");
-
-  ck_assert_int_eq(inet_pton(AF_INET6, "fe80::1", &v6.sin6_addr), 1);
-  ck_assert_int_gt(eddy_format_address((struct sockaddr *)&v6, buf, sizeof buf), 0);
-  ck_assert_str_eq(buf, "[fe80::1]:443");
-  v6.sin6_scope_id = if_nametoindex("lo"); /* a zone is part of the address */
-  ck_assert_uint_ne(v6.sin6_scope_id, 0);
-  ck_assert_int_gt(eddy_format_address((struct sockaddr *)&v6, buf, sizeof buf), 0);
-  ck_assert_str_eq(buf, "[fe80::1%lo]:443");
-
-  strcpy(un.sun_path, "/run/eddy.sock");
-  eddy_format_address((struct sockaddr *)&un, buf, sizeof buf);
-  ck_assert_str_eq(buf, "unix:/run/eddy.sock");
-  memcpy(un.sun_path, "\0eddy", 6);
-  eddy_format_address((struct sockaddr *)&un, buf, sizeof buf);
-  ck_assert_str_eq(buf, "unix:@eddy");
-  memset(un.sun_path, 0, sizeof un.sun_path);
-  eddy_format_address((struct sockaddr *)&un, buf, sizeof buf);
-  ck_assert_str_eq(buf, "unix:");
-  /* The longest path there is still fits. */
-  memset(un.sun_path, 'p', sizeof un.sun_path);
-  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&un, buf, sizeof buf),
-                   (int)(5 + sizeof un.sun_path));
-
-  /* Too small: an error, and a truncated, terminated text. */
-  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&v4, buf, 6), -ENOSPC);
-  ck_assert_str_eq(buf, "127.0");
-  /* Bad input. */
-  ck_assert_int_eq(eddy_format_address(NULL, buf, sizeof buf), -EINVAL);
-  ck_assert_str_eq(buf, "?");
-  struct sockaddr other = {.sa_family = AF_UNSPEC};
-  ck_assert_int_eq(eddy_format_address(&other, buf, sizeof buf), -EINVAL);
-  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&v4, NULL, 0), -EINVAL);
-
-  /* What getsockname reports for a real socket. */
-  int fd = socket(AF_INET6, SOCK_STREAM, 0);
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  ck_assert_int_ge(fd, 0);
-  v6 = (struct sockaddr_in6){.sin6_family = AF_INET6, .sin6_addr = in6addr_loopback};
-  ck_assert_int_eq(bind(fd, (struct sockaddr *)&v6, sizeof v6), 0);
-  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-  eddy_format_address((struct sockaddr *)&ss, buf, sizeof buf);
-  char want[32];
-  snprintf(want, sizeof want, "[::1]:%u",
-           (unsigned)ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-  ck_assert_str_eq(buf, want);
-  close(fd);
-}
-END_TEST
-
 int main(void)
 {
   Suite *s = suite_create("netutil");
@@ -335,7 +271,6 @@ int main(void)
   suite_add_tcase(s, tc);
   tc = tfx_tcase("is_valid_ip");
   tcase_add_test(tc, test_is_valid_ip);
-  tcase_add_test(tc, test_format_address);
   suite_add_tcase(s, tc);
   return tfx_run(s);
 }

@@ -16,6 +16,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -2173,6 +2175,98 @@ START_TEST(test_set_nodelay) {
 }
 END_TEST
 
+/* eddy_format_address reads only the bytes the kernel reported: an
+ * unnamed AF_UNIX peer (a socketpair end) is just its family, and the
+ * rest of sun_path, garbage here, never reaches the text. */
+START_TEST(test_format_address) {
+  char buf[EDDY_ADDRSTRLEN];
+  struct sockaddr_storage ss;
+  struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+  struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(8888)};
+  struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(443)};
+  socklen_t len;
+  int fds[2];
+
+  ck_assert_int_eq(inet_pton(AF_INET, "127.0.0.1", &v4.sin_addr), 1);
+  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&v4, sizeof v4, buf, sizeof buf), 14);
+  ck_assert_str_eq(buf, "127.0.0.1:8888");
+  ck_assert_int_eq(inet_pton(AF_INET6, "fe80::1", &v6.sin6_addr), 1);
+  ck_assert_int_gt(eddy_format_address((struct sockaddr *)&v6, sizeof v6, buf, sizeof buf), 0);
+  ck_assert_str_eq(buf, "[fe80::1]:443");
+  v6.sin6_scope_id = if_nametoindex("lo"); /* a zone is part of the address */
+  ck_assert_uint_ne(v6.sin6_scope_id, 0);
+  ck_assert_int_gt(eddy_format_address((struct sockaddr *)&v6, sizeof v6, buf, sizeof buf), 0);
+  ck_assert_str_eq(buf, "[fe80::1%lo]:443");
+  /* A length too short for the family is refused, not read past. */
+  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&v4, sizeof v4 - 1, buf, sizeof buf),
+                   -EINVAL);
+  ck_assert_str_eq(buf, "?");
+  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&v6, sizeof v4, buf, sizeof buf),
+                   -EINVAL);
+
+  /* Real sockets, as getpeername reports them: IPv4, IPv6, unnamed unix. */
+  sfx_tcp_fds(fds);
+  len = sizeof ss;
+  ck_assert_int_eq(getpeername(fds[0], (struct sockaddr *)&ss, &len), 0);
+  char want[64];
+  snprintf(want, sizeof want, "127.0.0.1:%u",
+           (unsigned)ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&ss, len, buf, sizeof buf),
+                   (int)strlen(want));
+  ck_assert_str_eq(buf, want);
+  close(fds[0]);
+  close(fds[1]);
+  int l = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(l, 0);
+  v6 = (struct sockaddr_in6){.sin6_family = AF_INET6, .sin6_addr = in6addr_loopback};
+  ck_assert_int_eq(bind(l, (struct sockaddr *)&v6, sizeof v6), 0);
+  len = sizeof ss;
+  ck_assert_int_eq(getsockname(l, (struct sockaddr *)&ss, &len), 0);
+  ck_assert_int_gt(eddy_format_address((struct sockaddr *)&ss, len, buf, sizeof buf), 0);
+  snprintf(want, sizeof want, "[::1]:%u", (unsigned)ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+  ck_assert_str_eq(buf, want);
+  close(l);
+  sfx_unix_fds(fds);
+  memset(&ss, 'X', sizeof ss);
+  len = sizeof ss;
+  ck_assert_int_eq(getpeername(fds[0], (struct sockaddr *)&ss, &len), 0);
+  ck_assert_uint_eq(len, sizeof(sa_family_t));
+  ck_assert_int_gt(eddy_format_address((struct sockaddr *)&ss, len, buf, sizeof buf), 0);
+  ck_assert_str_eq(buf, "unix:(unnamed)");
+  close(fds[0]);
+  close(fds[1]);
+
+  /* Named and abstract unix addresses end where their length says. */
+  memset(&ss, 'X', sizeof ss);
+  un->sun_family = AF_UNIX;
+  strcpy(un->sun_path, "/run/eddy.sock");
+  len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(un->sun_path) + 1);
+  eddy_format_address((struct sockaddr *)&ss, len, buf, sizeof buf);
+  ck_assert_str_eq(buf, "unix:/run/eddy.sock");
+  eddy_format_address((struct sockaddr *)&ss, len - 1, buf, sizeof buf); /* no NUL counted */
+  ck_assert_str_eq(buf, "unix:/run/eddy.sock");
+  memcpy(un->sun_path, "\0eddy\0x", 7);
+  len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 7);
+  eddy_format_address((struct sockaddr *)&ss, len, buf, sizeof buf);
+  ck_assert_str_eq(buf, "unix:@eddy?x");
+  /* The longest path there is still fits. */
+  memset(un->sun_path, 'p', sizeof un->sun_path);
+  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&ss, sizeof(struct sockaddr_un), buf,
+                                       sizeof buf),
+                   (int)(5 + sizeof un->sun_path));
+
+  /* Too small: an error, and a truncated, terminated text. */
+  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&v4, sizeof v4, buf, 6), -ENOSPC);
+  ck_assert_str_eq(buf, "127.0");
+  /* Bad input. */
+  ck_assert_int_eq(eddy_format_address(NULL, 0, buf, sizeof buf), -EINVAL);
+  ck_assert_str_eq(buf, "?");
+  struct sockaddr other = {.sa_family = AF_UNSPEC};
+  ck_assert_int_eq(eddy_format_address(&other, sizeof other, buf, sizeof buf), -EINVAL);
+  ck_assert_int_eq(eddy_format_address((struct sockaddr *)&v4, sizeof v4, NULL, 0), -EINVAL);
+}
+END_TEST
+
 /* peer_address of a TCP pair is the other side's local address. */
 START_TEST(test_peer_address) {
   sfx_pair_t p = sfx_pair(SFX_TCP, NULL, NULL, 0);
@@ -2926,6 +3020,7 @@ static Suite *stream_suite(void) {
   tcase_add_test(st, test_constructor_fd_flags);
   add_kinds(st, test_set_nodelay);
   tcase_add_test(st, test_peer_address);
+  tcase_add_test(st, test_format_address);
   suite_add_tcase(s, st);
 
   TCase *cn = tcase_create("connect");

@@ -301,6 +301,157 @@ START_TEST(test_alpn_and_sni)
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* The read buffer limit                                                     */
+/* ------------------------------------------------------------------------ */
+
+#define KiB 1024u
+/* What the peer sends: 100 lines of 1 KiB, so the TLS records (16 KiB of
+ * plaintext each) are larger than some of the limits below. */
+#define LIMIT_TOTAL (100u * KiB)
+#define LIMIT_LINE KiB
+
+/* max_buffer_size below, at and above one full TLS record. */
+static const size_t buffer_limits[] = {10u * KiB, 16u * KiB, 40u * KiB};
+
+enum { LK_BYTES, LK_PARTIAL, LK_UNTIL, LK_REGEX, LK_INTO, LK_CHUNKED, LK_COUNT };
+static const char *const limit_kind_names[] = {"read_bytes", "read_bytes partial",
+                                               "read_until", "read_until_regex",
+                                               "read_into", "read_bytes_chunked"};
+
+/* LIMIT_TOTAL bytes of lines, each LIMIT_LINE long with its newline. */
+static char *limit_lines(void)
+{
+  char *data = malloc(LIMIT_TOTAL);
+  ck_assert_ptr_nonnull(data);
+  for (size_t i = 0; i < LIMIT_TOTAL; i++)
+    data[i] = i % LIMIT_LINE == LIMIT_LINE - 1 ? '\n' : (char)('a' + (i / 7) % 26);
+  return data;
+}
+
+typedef struct chunk_sink {
+  char *buf;
+  size_t len;
+} chunk_sink_t;
+
+static void chunk_collect(eddy_stream_t *s, const void *data, size_t len, void *arg)
+{
+  chunk_sink_t *sink = arg;
+  (void)s;
+  ck_assert_uint_le(sink->len + len, LIMIT_TOTAL);
+  memcpy(sink->buf + sink->len, data, len);
+  sink->len += len;
+}
+
+/* Issue 11.4: a TLS stream serves reads of 1 KiB from a peer that sent
+ * 100 KiB whatever its max_buffer_size, as a plain socket does: what the
+ * read buffer has no room for waits, encrypted or decrypted, inside
+ * OpenSSL. */
+START_TEST(test_limit_reads)
+{
+  size_t limit = buffer_limits[_i / LK_COUNT];
+  int kind = _i % LK_COUNT;
+  eddy_stream_t *c, *s;
+  eddy_stream_options_t o;
+  char *want = limit_lines();
+  chunk_sink_t got = {malloc(LIMIT_TOTAL), 0};
+  char into[LIMIT_LINE];
+
+  ck_assert_ptr_nonnull(got.buf);
+  eddy_stream_options_init(&o);
+  o.max_buffer_size = limit;
+  tfx_pair_opts(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &o,
+                &c, &s);
+  eddy_future_t *w = eddy_stream_write(c, want, LIMIT_TOTAL);
+  while (got.len < LIMIT_TOTAL) {
+    eddy_future_t *r = NULL;
+    switch (kind) {
+    case LK_BYTES:
+      r = eddy_stream_read_bytes(s, LIMIT_LINE, 0);
+      break;
+    case LK_PARTIAL:
+      r = eddy_stream_read_bytes(s, LIMIT_LINE, 1);
+      break;
+    case LK_UNTIL:
+      r = eddy_stream_read_until(s, "\n", 1, 0);
+      break;
+    case LK_REGEX:
+      r = eddy_stream_read_until_regex(s, "[a-z]\n", 0);
+      break;
+    case LK_INTO:
+      r = eddy_stream_read_into(s, into, sizeof into, 0);
+      break;
+    default:
+      r = eddy_stream_read_bytes_chunked(s, LIMIT_TOTAL, chunk_collect, &got);
+      break;
+    }
+    sfx_wait(r);
+    ck_assert_msg(eddy_future_state(r) == EDDY_FUTURE_RESOLVED, "%s, limit %zu, at %zu: %s",
+                  limit_kind_names[kind], limit, got.len, eddy_future_message(r));
+    if (kind == LK_INTO) {
+      ck_assert_uint_eq(eddy_future_size(r), sizeof into);
+      memcpy(got.buf + got.len, into, sizeof into);
+      got.len += sizeof into;
+    } else if (kind != LK_CHUNKED) {
+      size_t n = eddy_future_size(r);
+      ck_assert_uint_le(got.len + n, LIMIT_TOTAL);
+      ck_assert(n == LIMIT_LINE || (kind == LK_PARTIAL && n > 0 && n < LIMIT_LINE));
+      memcpy(got.buf + got.len, eddy_future_value(r), n);
+      got.len += n;
+    } else {
+      ck_assert_uint_eq(got.len, LIMIT_TOTAL);
+    }
+    eddy_future_unref(r);
+  }
+  ck_assert_msg(memcmp(got.buf, want, LIMIT_TOTAL) == 0, "%s, limit %zu: data differs",
+                limit_kind_names[kind], limit);
+  sfx_expect_ok(w);
+  ck_assert(!eddy_stream_closed(s));
+  free(got.buf);
+  free(want);
+}
+END_TEST
+
+/* A read that needs more than max_buffer_size still fails with
+ * EDDY_EBUFFERFULL over TLS, as on a plain socket, instead of waiting
+ * forever for room that reads will not make. */
+START_TEST(test_limit_overflow)
+{
+  size_t limit = buffer_limits[_i % 3];
+  int kind = _i / 3;
+  eddy_stream_t *c, *s;
+  eddy_stream_options_t o;
+  size_t n = 2 * limit;
+  char *junk = malloc(n);
+
+  ck_assert_ptr_nonnull(junk);
+  memset(junk, 'a', n);
+  eddy_stream_options_init(&o);
+  o.max_buffer_size = limit;
+  tfx_pair_opts(tfx_client_ctx(NULL), tfx_server_ctx("server", NULL), "foo.example.com", &o,
+                &c, &s);
+  eddy_future_t *w = eddy_stream_write(c, junk, n);
+  free(junk);
+  eddy_future_t *r = kind == 0   ? eddy_stream_read_until(s, "\n", 1, 0)
+                     : kind == 1 ? eddy_stream_read_until_regex(s, "b+", 0)
+                     : kind == 2 ? eddy_stream_read_bytes(s, n, 0)
+                                 : eddy_stream_read_until_close(s);
+  sfx_wait(r);
+  ck_assert_int_eq(eddy_future_state(r), EDDY_FUTURE_REJECTED);
+  if (kind == 2 && eddy_future_error(r) == EDDY_EBUFFERFULL) {
+    ck_assert(!eddy_stream_closed(s)); /* refused up front (test_stream.c) */
+  } else {
+    ck_assert_msg(eddy_future_error(r) == EDDY_ECLOSED &&
+                      eddy_future_cause(r) == EDDY_EBUFFERFULL,
+                  "kind %d, limit %zu: %s", kind, limit, eddy_future_message(r));
+    ck_assert_int_eq(eddy_stream_error(s), EDDY_EBUFFERFULL);
+  }
+  eddy_future_unref(r);
+  sfx_wait(w); /* resolved or rejected: the reader went away */
+  eddy_future_unref(w);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 /* Misbehaving peers                                                         */
 /* ------------------------------------------------------------------------ */
 
@@ -791,6 +942,8 @@ int main(void)
   tcase_add_test(tc, test_hostname_required);
   tcase_add_test(tc, test_client_certificates);
   tcase_add_test(tc, test_alpn_and_sni);
+  tcase_add_loop_test(tc, test_limit_reads, 0, 3 * LK_COUNT);
+  tcase_add_loop_test(tc, test_limit_overflow, 0, 3 * 4);
   tcase_add_test(tc, test_plaintext_to_tls_port);
   tcase_add_test(tc, test_peer_drops_mid_handshake);
   tcase_add_test(tc, test_handshake_deadline);

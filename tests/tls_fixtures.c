@@ -44,9 +44,15 @@ SSL_CTX *tfx_server_ctx(const char *name, const eddy_tls_options_t *o)
 void tfx_pair(SSL_CTX *cctx, SSL_CTX *sctx, const char *host, eddy_stream_t **c,
               eddy_stream_t **s)
 {
+  tfx_pair_opts(cctx, sctx, host, NULL, c, s);
+}
+
+void tfx_pair_opts(SSL_CTX *cctx, SSL_CTX *sctx, const char *host,
+                   const eddy_stream_options_t *sopts, eddy_stream_t **c, eddy_stream_t **s)
+{
   int fds[2];
   sfx_tcp_fds(fds);
-  *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, NULL));
+  *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, sopts));
   *c = sfx_track(eddy_stream_new_tls(sfx_loop, fds[1], cctx, 0, host, NULL));
   ck_assert_ptr_nonnull(*s);
   ck_assert_ptr_nonnull(*c);

@@ -36,6 +36,10 @@ SSL_CTX *tfx_server_ctx(const char *name, const eddy_tls_options_t *o);
 void tfx_pair(SSL_CTX *cctx, SSL_CTX *sctx, const char *host, eddy_stream_t **c,
               eddy_stream_t **s);
 
+/** tfx_pair() with options for the server stream @p s (NULL: defaults). */
+void tfx_pair_opts(SSL_CTX *cctx, SSL_CTX *sctx, const char *host,
+                   const eddy_stream_options_t *sopts, eddy_stream_t **c, eddy_stream_t **s);
+
 /** Waits for @p s's handshake and asserts it succeeded. */
 void tfx_handshake_ok(eddy_stream_t *s);
 

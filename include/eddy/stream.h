@@ -437,6 +437,29 @@ EDDY_API int eddy_stream_peer_address(const eddy_stream_t *s,
                                       struct sockaddr_storage *addr,
                                       socklen_t *addrlen);
 
+/** A buffer size that holds every text eddy_format_address() writes. */
+#define EDDY_ADDRSTRLEN 128
+
+/**
+ * Writes the socket address @p sa, of @p len bytes (what accept(),
+ * getpeername() or getsockname() reported, or the size of the structure),
+ * as text into @p buf (@p size bytes, NUL-terminated), for log lines and
+ * "listening on" messages: "127.0.0.1:8888", "[::1]:8888" (with the zone
+ * of a scoped address: "[fe80::1%eth0]:8888"), "unix:/run/x.sock",
+ * "unix:@name" (abstract; bytes of the name that are not printable show as
+ * '?') or "unix:(unnamed)" (a socketpair() end or an unbound client: the
+ * kernel reports only the family). Only the @p len bytes are read. Nothing
+ * is resolved.
+ *
+ * @return the length of the text, or -EINVAL (NULL @p sa or @p buf, @p len
+ *         too short for the family, a family other than AF_INET, AF_INET6
+ *         and AF_UNIX; @p buf is then "?" if it has room), -ENOSPC (@p size
+ *         too small: @p buf holds the truncated text). EDDY_ADDRSTRLEN bytes
+ *         are always enough.
+ */
+EDDY_API int eddy_format_address(const struct sockaddr *sa, socklen_t len, char *buf,
+                                 size_t size);
+
 #ifdef __cplusplus
 }
 #endif

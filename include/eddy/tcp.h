@@ -89,23 +89,6 @@ EDDY_API int eddy_bind_unix_socket(const char *path, mode_t mode, int backlog);
  */
 EDDY_API int eddy_is_valid_ip(const char *s);
 
-/** A buffer size that holds every text eddy_format_address() writes. */
-#define EDDY_ADDRSTRLEN 128
-
-/**
- * Writes @p sa as text into @p buf (@p size bytes, NUL-terminated), for log
- * lines and "listening on" messages: "127.0.0.1:8888", "[::1]:8888" (with
- * the zone of a scoped address: "[fe80::1%eth0]:8888"), "unix:/run/x.sock",
- * "unix:@name" (abstract) or "unix:" (unnamed). Nothing is resolved.
- *
- * @return the length of the text, or -EINVAL (NULL @p sa or @p buf, a
- *         family other than AF_INET, AF_INET6 and AF_UNIX; @p buf is then
- *         "?" if it has room), -ENOSPC (@p size too small: @p buf holds
- *         the truncated text). EDDY_ADDRSTRLEN bytes are always enough.
- */
-EDDY_API int eddy_format_address(const struct sockaddr *sa, char *buf,
-                                 size_t size);
-
 /* ------------------------------------------------------------------------ */
 /* Servers                                                                   */
 /* ------------------------------------------------------------------------ */

@@ -32,6 +32,17 @@ void eddy__filter_want_read(struct eddy__filter *f, int on)
   f->want_read = on != 0;
 }
 
+size_t eddy__filter_plain_room(struct eddy__filter *f)
+{
+  size_t have = eddy__buf_len(&f->stream->rbuf), max = f->stream->opt->max_buffer_size;
+  return have < max ? max - have : 0;
+}
+
+void eddy__filter_holding(struct eddy__filter *f, int on)
+{
+  f->holding = on != 0;
+}
+
 int eddy__filter_fail(struct eddy__filter *f, int code, const char *fmt, ...)
 {
   char *msg = NULL;
@@ -129,15 +140,18 @@ void eddy__filter_eof(eddy_stream_t *s)
     eddy__stream_close(s, 0, NULL);
 }
 
-/* Offers raw_in to decode until it takes no more, then sends what that
- * produced (and plaintext the filter may accept now, e.g. once its
- * handshake finished). If decode saw the peer's end (eddy__filter_eof_seen)
- * the stream closes as on EOF, after its own closing record's one try.
+/* Offers raw_in to decode until it takes no more (or, for a filter that
+ * holds input, once even with none), then sends what that produced (and
+ * plaintext the filter may accept now, e.g. once its handshake finished).
+ * If decode saw the peer's end (eddy__filter_eof_seen) the stream closes
+ * as on EOF, after its own closing record's one try.
  * @return 0, or -1 if the stream closed. */
 int eddy__filter_input(eddy_stream_t *s)
 {
   struct eddy__filter *f = s->filter;
-  while (eddy__buf_len(&f->raw_in) && !f->eof_seen) {
+  int resume = f->holding;
+  while ((eddy__buf_len(&f->raw_in) || resume) && !f->eof_seen) {
+    resume = 0;
     size_t len = eddy__buf_len(&f->raw_in), used = 0;
     int rc = f->ops->decode(f, eddy__buf_head(&f->raw_in), len, &used);
     if (rc < 0) {

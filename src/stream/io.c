@@ -14,7 +14,37 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/list.h"
 #include "stream/stream_internal.h"
+
+static void resume_run(struct eddy__task *task)
+{
+  struct eddy__filter *f = eddy_container_of(task, struct eddy__filter, resume_task);
+  eddy_stream_t *s = f->stream;
+
+  f->resume_queued = 0;
+  if (s->state == EDDY__ST_OPEN)
+    eddy__io_handler(s->loop, s->fd, EDDY_READ, s);
+  eddy__stream_release(s);
+}
+
+/*
+ * Input a filter held back for lack of room (transport.h) is out of the
+ * kernel: no fd event will come for it. Once a read waits and the buffer
+ * has room again, a task goes on decoding as a read event would.
+ */
+static void resume_if_held(eddy_stream_t *s)
+{
+  struct eddy__filter *f = s->filter;
+
+  if (!f || !f->holding || f->resume_queued || s->rd.kind == EDDY__RK_NONE ||
+      s->in_chunk_cb || eddy__buf_len(&s->rbuf) >= s->opt->max_buffer_size)
+    return;
+  f->resume_queued = 1;
+  f->resume_task.run = resume_run;
+  eddy__stream_hold(s);
+  eddy__loop_defer(s->loop, &f->resume_task);
+}
 
 void eddy__io_update(eddy_stream_t *s)
 {
@@ -22,6 +52,7 @@ void eddy__io_update(eddy_stream_t *s)
 
   if (s->state == EDDY__ST_CLOSED || s->state == EDDY__ST_UNCONNECTED || s->fd < 0)
     return;
+  resume_if_held(s);
   if (s->state == EDDY__ST_CONNECTING) {
     want = EDDY_WRITE;
   } else {
@@ -160,6 +191,33 @@ static ssize_t sys_read(eddy_stream_t *s, void *buf, size_t len)
 }
 
 /*
+ * A filter never lets the read buffer pass max_buffer_size: it keeps what
+ * does not fit (transport.h). A read that the full buffer does not satisfy
+ * while the filter holds more would wait forever, so it fails as on a
+ * plain stream, whose next chunk would overflow. Chunked reads empty the
+ * buffer as they go and idle streams just stop reading. @return 1 if the
+ * stream closed (EDDY_EBUFFERFULL, or the read turned out unsatisfiable),
+ * else 0 (the read may have completed).
+ */
+static int held_overflow(eddy_stream_t *s)
+{
+  int kind = s->rd.kind;
+
+  if (!s->filter || !s->filter->holding || s->state != EDDY__ST_OPEN ||
+      eddy__buf_len(&s->rbuf) < s->opt->max_buffer_size || kind == EDDY__RK_NONE ||
+      kind == EDDY__RK_BYTES_CHUNKED || kind == EDDY__RK_CLOSE_CHUNKED)
+    return 0;
+  int r = eddy__read_try(s, 0, 1);
+  if (r > 0)
+    return 0;
+  if (r == 0) {
+    eddy__log(s->loop, EDDY_LOG_ERROR, "Reached maximum read buffer size");
+    eddy__stream_close(s, EDDY_EBUFFERFULL, NULL);
+  }
+  return 1;
+}
+
+/*
  * Reads from the kernel into the read buffer (or, for read_into without a
  * filter, straight into the caller's buffer) until the pending read's
  * target is reached (R6), the kernel is empty, or (with @bounded) the
@@ -202,15 +260,33 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
     } else {
       if (rd->kind != EDDY__RK_NONE && have >= eddy__read_target(s))
         break; /* R6: the read could be satisfied; take no more */
-      struct eddy__buf *into = s->filter ? &s->filter->raw_in : &s->rbuf;
-      ask = s->opt->read_chunk_size;
-      if (eddy__buf_reserve(into, ask) < 0) {
-        eddy__stream_close(s, -ENOMEM, NULL);
-        return -1;
-      }
-      r = sys_read(s, eddy__buf_tail(into), ask);
-      err = errno;
-      if (r > 0) {
+      if (s->filter && s->filter->holding &&
+          (have < s->opt->max_buffer_size || rd->kind != EDDY__RK_NONE)) {
+        /* What the filter kept back comes before the kernel's bytes,
+         * which stay there meanwhile (R6). An idle stream with a full
+         * buffer goes on to the kernel only on an error event: that read
+         * finds the error instead of the event repeating forever. */
+        if (have < s->opt->max_buffer_size && eddy__filter_input(s) < 0)
+          return -1;
+        if (eddy__buf_len(&s->rbuf) == have) {
+          held_overflow(s);
+          break;
+        }
+        total += eddy__buf_len(&s->rbuf) - have;
+      } else {
+        struct eddy__buf *into = s->filter ? &s->filter->raw_in : &s->rbuf;
+        ask = s->opt->read_chunk_size;
+        if (eddy__buf_reserve(into, ask) < 0) {
+          eddy__stream_close(s, -ENOMEM, NULL);
+          return -1;
+        }
+        r = sys_read(s, eddy__buf_tail(into), ask);
+        err = errno;
+        if (r <= 0) {
+          if (eddy__buf_len(into) == 0)
+            eddy__buf_release(into); /* idle streams hold no buffer */
+          goto ended;
+        }
         eddy__buf_commit(into, (size_t)r);
         total += (size_t)r;
         eddy__stream_note_io(s);
@@ -223,16 +299,20 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
           eddy__stream_close(s, EDDY_EBUFFERFULL, NULL);
           return -1;
         }
-        if (rd->kind == EDDY__RK_NONE || rd->kind == EDDY__RK_BYTES_CHUNKED ||
-            rd->kind == EDDY__RK_CLOSE_CHUNKED)
-          break; /* one chunk: idle (R6), or chunked (delivered by the caller) */
-        if (eddy__read_try(s, 0, 0) != 0 || s->read_drained)
-          break;
-        goto next;
       }
-      if (eddy__buf_len(into) == 0)
-        eddy__buf_release(into); /* idle streams hold no buffer */
+      if (held_overflow(s))
+        return -1;
+      if (rd->kind == EDDY__RK_NONE || rd->kind == EDDY__RK_BYTES_CHUNKED ||
+          rd->kind == EDDY__RK_CLOSE_CHUNKED)
+        break; /* one chunk: idle (R6), or chunked (delivered by the caller) */
+      /* A short read means the kernel is empty, but not input the filter
+       * still holds. */
+      if (eddy__read_try(s, 0, 0) != 0 ||
+          (s->read_drained && !(s->filter && s->filter->holding)))
+        break;
+      goto next;
     }
+  ended:
     if (r == 0) {
       read_eof(s);
       return -1;

@@ -19,8 +19,20 @@
  * Reads. Every read kind works unchanged: they are satisfied from the read
  * buffer, which decode appends to (read_into copies out of it instead of
  * reading straight into the caller's memory, since what comes off the
- * socket is not what the caller wants). max_buffer_size applies to the
- * plaintext. R6 read targets apply to raw input.
+ * socket is not what the caller wants). R6 read targets apply to raw input.
+ *
+ * max_buffer_size applies to the plaintext, and it is a bound, not a
+ * reason to close: decode appends at most eddy__filter_plain_room() bytes
+ * and keeps the rest (a TLS record decrypts to up to 16 KiB at once),
+ * saying so with eddy__filter_holding(). While it holds input the stream
+ * reads nothing more from the fd (so the kernel pushes back, as for a
+ * plain stream with a full buffer) and, once reads have made room, calls
+ * decode again with no new input: from the read that needs it, or from a
+ * task, since the fd may never become readable again for bytes that are
+ * already out of the kernel. A read that needs more than the buffer can
+ * hold fails as on a plain socket: the stream closes with
+ * EDDY_EBUFFERFULL when the buffer is full, the filter still holds input
+ * and the read is not satisfied.
  *
  * Writes. Plaintext pieces are handed to encode in order (encode may take
  * part of a piece). New plaintext is encoded only once raw_out has been
@@ -58,10 +70,11 @@
  *   decode:  BIO_write(rbio, raw, len); *consumed = len; while the handshake
  *            is not done: SSL_do_handshake (on completion: want_read 0,
  *            resolve the handshake future, verify the peer); then loop
- *            SSL_read into eddy__filter_plain(f) (reserve + commit) until
- *            WANT_READ -- no SSL_pending trap, everything in memory is
- *            drained; then flush wbio into raw_out (SSL_read can emit
- *            alerts, tickets, KeyUpdate replies). Fatal errors:
+ *            SSL_read into eddy__filter_plain(f) (reserve + commit, at
+ *            most eddy__filter_plain_room()) until WANT_READ or no room;
+ *            with no room, SSL_peek says whether plaintext is held
+ *            (eddy__filter_holding); then flush wbio into raw_out (SSL_read
+ *            can emit alerts, tickets, KeyUpdate replies). Fatal errors:
  *            eddy__filter_fail(f, EDDY_ETLS, "%s", ERR_reason_error_string).
  *   encode:  not yet handshaken: *consumed = 0, return 0. Otherwise
  *            SSL_write (SSL_MODE_ENABLE_PARTIAL_WRITE) a bounded slice,
@@ -85,6 +98,7 @@
 #include <stddef.h>
 
 #include "eddy/stream.h"
+#include "loop/loop_internal.h"
 #include "stream/buffer.h"
 
 struct eddy__filter;
@@ -96,7 +110,8 @@ struct eddy__filter_ops {
   int (*start)(struct eddy__filter *f);
   /* @len raw input bytes at @raw: take some (*consumed; what is left is
    * offered again with more input), append plaintext to eddy__filter_plain()
-   * and output to eddy__filter_raw_out(). */
+   * and output to eddy__filter_raw_out(). @len is 0 when the stream resumes
+   * a filter that was holding input. */
   int (*decode)(struct eddy__filter *f, const char *raw, size_t len,
                 size_t *consumed);
   /* @len plaintext bytes to send: take some (*consumed, may be 0) and append
@@ -126,11 +141,14 @@ struct eddy__filter {
   void *ctx;
   eddy_stream_t *stream;
   int want_read;  /* wants raw input even with no read pending */
+  int holding;    /* decode kept input back for lack of room */
+  int resume_queued; /* resume_task is queued */
   int eof_seen;   /* set by eddy__filter_eof_seen() */
   int fail_code;  /* set by eddy__filter_fail() */
   char *message;  /* set by eddy__filter_fail() */
   struct eddy__buf raw_in;  /* bytes read from the fd, not yet decoded */
   struct eddy__buf raw_out; /* encoded bytes, not yet sent */
+  struct eddy__task resume_task; /* decodes what is held once there is room */
 };
 
 /* The filter installed under @s, or NULL (a plain stream). */
@@ -139,6 +157,16 @@ struct eddy__filter *eddy__stream_filter(const eddy_stream_t *s);
 /* The stream's read buffer: decode appends plaintext here (reserve, write
  * at eddy__buf_tail(), commit; or eddy__buf_append()). */
 struct eddy__buf *eddy__filter_plain(struct eddy__filter *f);
+
+/* How many plaintext bytes decode may append to eddy__filter_plain() now:
+ * max_buffer_size less what the read buffer holds (0 when it is full). */
+size_t eddy__filter_plain_room(struct eddy__filter *f);
+
+/* From decode: whether it kept input back (plaintext, or records not yet
+ * decoded) because eddy__filter_plain_room() ran out. While on, the stream
+ * reads nothing more from the fd and calls decode again, with len 0, once
+ * the buffer has room. Decode sets it on every call. */
+void eddy__filter_holding(struct eddy__filter *f, int on);
 
 /* Bytes to send; the stream sends them after the hook returns. */
 struct eddy__buf *eddy__filter_raw_out(struct eddy__filter *f);

@@ -202,6 +202,10 @@ static void maybe_shutdown(eddy_stream_t *s)
     }
     if (eddy__raw_out_len(s)) {
       eddy__write_flush(s);
+      /* The kernel may have taken only part of the closing record: the
+       * rest waits for write interest, which nothing else asks for when
+       * shutdown_write is called from outside the loop's handler. */
+      eddy__io_update(s);
       return; /* the flush's settle comes back here */
     }
   }

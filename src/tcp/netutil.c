@@ -301,47 +301,6 @@ int eddy_bind_unix_socket(const char *path, mode_t mode, int backlog)
   return fd;
 }
 
-int eddy_format_address(const struct sockaddr *sa, char *buf, size_t size)
-{
-  char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
-  int n;
-
-  if (buf == NULL)
-    return -EINVAL;
-  if (sa == NULL) {
-    n = -EINVAL;
-  } else if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-    n = snprintf(buf, size, "%s:%u", host, (unsigned)ntohs(a->sin_port));
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-    char zone[IF_NAMESIZE];
-    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-    if (a->sin6_scope_id != 0) {
-      if (if_indextoname(a->sin6_scope_id, zone) == NULL)
-        snprintf(zone, sizeof zone, "%u", (unsigned)a->sin6_scope_id);
-      strcat(host, "%");
-      strcat(host, zone);
-    }
-    n = snprintf(buf, size, "[%s]:%u", host, (unsigned)ntohs(a->sin6_port));
-  } else if (sa->sa_family == AF_UNIX) {
-    const struct sockaddr_un *a = (const struct sockaddr_un *)sa;
-    int abstract = a->sun_path[0] == '\0' && a->sun_path[1] != '\0';
-    const char *path = a->sun_path + abstract;
-    n = snprintf(buf, size, "unix:%s%.*s", abstract ? "@" : "",
-                 (int)strnlen(path, sizeof a->sun_path - (size_t)abstract), path);
-  } else {
-    n = -EINVAL;
-  }
-  if (n == -EINVAL) {
-    if (size > 0)
-      snprintf(buf, size, "?");
-    return n;
-  }
-  return (size_t)n < size ? n : -ENOSPC;
-}
-
 int eddy_is_valid_ip(const char *s)
 {
   unsigned char buf[sizeof(struct in6_addr)];

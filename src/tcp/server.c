@@ -393,7 +393,7 @@ static void on_handshake_done(struct eddy__task *task)
   if (eddy_future_error(f) != 0 || srv->stopped) {
     if (eddy_future_error(f) != 0) {
       char peer[EDDY_ADDRSTRLEN];
-      eddy_format_address((struct sockaddr *)&h->peer, peer, sizeof peer);
+      eddy_format_address((struct sockaddr *)&h->peer, h->peer_len, peer, sizeof peer);
       eddy__log(srv->loop, EDDY_LOG_INFO, "TLS handshake with %s failed: %s",
                 peer, eddy_future_cause(f) == EDDY_ETIMEOUT
                           ? "timed out" : eddy_future_message(f));

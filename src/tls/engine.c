@@ -210,7 +210,9 @@ int eddy__tls_handshake(eddy__tls_t *t)
   return fail(t, EDDY_ETLS, "TLS handshake failed", "protocol error");
 }
 
-ssize_t eddy__tls_read(eddy__tls_t *t, void *buf, size_t cap)
+/* eddy__tls_read(), or with @peek eddy__tls_peek(): one code path, so a
+ * peek reports the peer's end and failures exactly as the read will. */
+static ssize_t read_or_peek(eddy__tls_t *t, void *buf, size_t cap, int peek)
 {
   size_t n = 0;
   int r;
@@ -224,7 +226,8 @@ ssize_t eddy__tls_read(eddy__tls_t *t, void *buf, size_t cap)
   if ((r = eddy__tls_handshake(t)) <= 0)
     return r;
   ERR_clear_error();
-  if (SSL_read_ex(t->ssl, buf, cap, &n) == 1)
+  r = peek ? SSL_peek_ex(t->ssl, buf, cap, &n) : SSL_read_ex(t->ssl, buf, cap, &n);
+  if (r == 1)
     return (ssize_t)(n > SSIZE_MAX ? SSIZE_MAX : n);
   switch (SSL_get_error(t->ssl, 0)) {
   case SSL_ERROR_WANT_READ:
@@ -248,6 +251,16 @@ ssize_t eddy__tls_read(eddy__tls_t *t, void *buf, size_t cap)
   default:
     return fail(t, EDDY_ETLS, "TLS read failed", "protocol error");
   }
+}
+
+ssize_t eddy__tls_read(eddy__tls_t *t, void *buf, size_t cap)
+{
+  return read_or_peek(t, buf, cap, 0);
+}
+
+ssize_t eddy__tls_peek(eddy__tls_t *t, void *buf, size_t cap)
+{
+  return read_or_peek(t, buf, cap, 1);
 }
 
 ssize_t eddy__tls_write(eddy__tls_t *t, const void *data, size_t len)

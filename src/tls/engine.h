@@ -13,7 +13,10 @@
  *     accepts), so "want read" only ever means "feed me more ciphertext"
  *     and there are no cross-blocking states to track;
  *   - read() returning 0 means every complete record has been decrypted:
- *     nothing is ever stranded inside OpenSSL (no SSL_pending trap);
+ *     nothing is stranded inside OpenSSL (no SSL_pending trap) unless the
+ *     caller stopped reading first, for lack of room; peek() then says
+ *     whether plaintext is waiting, and nothing but a later read() (no fd
+ *     event) will bring it out;
  *   - any call can produce ciphertext (handshake messages, alerts, TLS 1.3
  *     session tickets and KeyUpdate replies, close_notify): after EVERY
  *     call, send what eddy__tls_output_size() reports. After a failure the
@@ -92,6 +95,14 @@ int eddy__tls_handshake(eddy__tls_t *t);
  *         which is an error because bytes the peer sent were lost.
  */
 ssize_t eddy__tls_read(eddy__tls_t *t, void *buf, size_t cap);
+
+/*
+ * As eddy__tls_read(), but the plaintext stays inside the engine for the
+ * next read: > 0 if a read would return data now, with the same 0,
+ * EDDY_ECLOSED and error results otherwise (a close or failure seen by the
+ * peek is final, as for a read).
+ */
+ssize_t eddy__tls_peek(eddy__tls_t *t, void *buf, size_t cap);
 
 /*
  * Encrypts @len bytes of plaintext, finishing the handshake first. All of

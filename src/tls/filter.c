@@ -18,7 +18,7 @@
 #include <stdlib.h>
 
 #include "eddy/future.h"
-#include "eddy/tcp.h"
+#include "eddy/stream.h"
 #include "eddy/tls.h"
 #include "loop/loop_internal.h"
 #include "stream/transport.h"
@@ -140,7 +140,7 @@ static int failed(struct eddy__tls_filter *tf, int code)
     socklen_t len = sizeof ss;
     char peer[EDDY_ADDRSTRLEN] = "?";
     if (eddy_stream_peer_address(tf->s, &ss, &len) == 0)
-      eddy_format_address((struct sockaddr *)&ss, peer, sizeof peer);
+      eddy_format_address((struct sockaddr *)&ss, len, peer, sizeof peer);
     eddy__log(eddy_stream_loop(tf->s), EDDY_LOG_WARNING,
               "TLS error on fd %d (%s): %s", eddy_stream_fd(tf->s), peer, msg);
   }
@@ -151,11 +151,14 @@ static int failed(struct eddy__tls_filter *tf, int code)
   return rc;
 }
 
-/* Drives the handshake, then decrypts everything decryptable into the read
- * buffer. @return 0, 1 once the peer has closed, or a negative error. */
+/* Drives the handshake, then decrypts into the read buffer as much as it
+ * has room for (max_buffer_size); what does not fit stays inside OpenSSL,
+ * decrypted or not, until the stream calls decode again. @return 0, 1 once
+ * the peer has closed, or a negative error. */
 static int pump(struct eddy__tls_filter *tf)
 {
   struct eddy__buf *plain = eddy__filter_plain(tf->f);
+  int held = 0;
   ssize_t n;
 
   if (!eddy__tls_handshake_done(tf->tls)) {
@@ -172,13 +175,27 @@ static int pump(struct eddy__tls_filter *tf)
     eddy_stream_unref(tf->s);
   }
   for (;;) {
+    size_t room = eddy__filter_plain_room(tf->f);
+    if (room == 0) {
+      /* Full: is there more to come? A peek also finds a close_notify,
+       * which ends the stream now rather than after the next read. */
+      char c;
+      n = eddy__tls_peek(tf->tls, &c, 1);
+      held = n > 0;
+      if (held)
+        n = 0;
+      break;
+    }
     if (eddy__buf_reserve(plain, DECODE_ROOM) < 0)
       return eddy__filter_fail(tf->f, -ENOMEM, "out of memory for TLS input");
-    n = eddy__tls_read(tf->tls, eddy__buf_tail(plain), eddy__buf_room(plain));
+    if (room > eddy__buf_room(plain))
+      room = eddy__buf_room(plain);
+    n = eddy__tls_read(tf->tls, eddy__buf_tail(plain), room);
     if (n <= 0)
       break;
     eddy__buf_commit(plain, (size_t)n);
   }
+  eddy__filter_holding(tf->f, held);
   if (n < 0 && n != EDDY_ECLOSED)
     return failed(tf, (int)n);
   if (flush_out(tf) < 0)
@@ -249,6 +266,11 @@ static int tls_eof(struct eddy__filter *f)
   /* Clean on a record boundary (with or without close_notify); an error
    * mid-record (truncation) or mid-handshake. */
   rc = pump(tf);
+  if (rc == 0 && f->holding)
+    /* Plaintext the full buffer had no room for would go with the
+     * session: say so, as a plain stream that read it would have. */
+    return eddy__filter_fail(f, EDDY_EBUFFERFULL,
+                             "the peer closed with more data than max_buffer_size holds");
   return rc < 0 ? rc : 0;
 }
 
