@@ -10,15 +10,12 @@
 #ifndef EDDY_H
 #define EDDY_H
 
+#include "eddy/version.h"
 #include "eddy/error.h"
 #include "eddy/loop.h"
 #include "eddy/future.h"
 #include "eddy/stream.h"
 #include "eddy/tcp.h"
 #include "eddy/tls.h"
-
-#define EDDY_VERSION_MAJOR 0
-#define EDDY_VERSION_MINOR 1
-#define EDDY_VERSION_PATCH 0
 
 #endif /* EDDY_H */

@@ -104,6 +104,10 @@ typedef struct eddy_stream_options {
    *  eddy_stream_shutdown_write(), whose FIN then closes it; the close
    *  callback and wait_closed run then. */
   int allow_half_open;
+  /** Room for the fields later 0.x releases add, so the struct keeps its
+   *  size and the layout old binaries were built with (docs/design.md,
+   *  "Binary compatibility"). Must be zero, as eddy_stream_options_init() leaves it. */
+  size_t reserved_[3];
 } eddy_stream_options_t;
 
 /** Fills @p options with the defaults (all zero). */
@@ -121,7 +125,8 @@ EDDY_API void eddy_stream_options_init(eddy_stream_options_t *options);
  * non-blocking and close-on-exec.
  *
  * @param options copied; NULL for defaults.
- * @return a new reference, or NULL with errno set (ENOMEM, EINVAL).
+ * @return a new reference, or NULL with errno set (ENOMEM; EINVAL, also
+ *         for a reserved_ byte set in @p options).
  */
 EDDY_API eddy_stream_t *eddy_stream_new_socket(eddy_loop_t *loop, int fd,
                                                const eddy_stream_options_t *options);

@@ -136,6 +136,10 @@ typedef struct eddy_tcp_server_options {
    *  connections), whether or not it was handed out. It does not apply
    *  after the handshake: use the stream options' deadlines for that. */
   double tls_handshake_timeout;
+  /** Room for the fields later 0.x releases add, so the struct keeps its
+   *  size and the layout old binaries were built with (docs/design.md,
+   *  "Binary compatibility"). Must be zero, as eddy_tcp_server_options_init() leaves it. */
+  size_t reserved_[4];
 } eddy_tcp_server_options_t;
 
 /** Fills @p options with the defaults. */
@@ -165,7 +169,8 @@ typedef eddy_future_t *(*eddy_stream_handler_fn)(eddy_stream_t *s,
  * @param options copied; NULL for defaults. options->tls_ctx is borrowed:
  *                the server takes its own reference.
  * @return the server (free it with eddy_tcp_server_free()), or NULL with
- *         errno set (EINVAL for a NULL loop, ENOMEM).
+ *         errno set (EINVAL for a NULL loop or a reserved_ byte set in
+ *         the options or their stream options, ENOMEM).
  */
 EDDY_API eddy_tcp_server_t *eddy_tcp_server_new(eddy_loop_t *loop,
                                                 const eddy_tcp_server_options_t *options);
@@ -416,6 +421,10 @@ typedef struct eddy_tcp_connect_options {
    *  certificate (NULL: the host argument; an IP literal is checked
    *  against the certificate's IP addresses and sent as no SNI). Copied. */
   const char *server_hostname;
+  /** Room for the fields later 0.x releases add, so the struct keeps its
+   *  size and the layout old binaries were built with (docs/design.md,
+   *  "Binary compatibility"). Must be zero, as eddy_tcp_connect_options_init() leaves it. */
+  size_t reserved_[4];
 } eddy_tcp_connect_options_t;
 
 /** Fills @p options with the defaults. */
@@ -444,7 +453,8 @@ EDDY_API void eddy_tcp_connect_options_init(eddy_tcp_connect_options_t *options)
  *         handshake failed: certificate verify failed: self-signed
  *         certificate"), or EDDY_EUSAGE for bad arguments (NULL or empty
  *         host, port outside 1-65535, unknown family, negative timeout, a
- *         source_ip that is not an IP literal of the family asked for).
+ *         source_ip that is not an IP literal of the family asked for, a
+ *         reserved_ byte set).
  *         NULL with errno EINVAL if @p loop is NULL (there is no loop to
  *         own a future).
  */

@@ -121,6 +121,10 @@ typedef struct eddy_tls_options {
    *  against when a stream is made without one. Copied into the
    *  context. */
   const char *server_hostname;
+  /** Room for the fields later 0.x releases add, so the struct keeps its
+   *  size and the layout old binaries were built with (docs/design.md,
+   *  "Binary compatibility"). Must be zero, as eddy_tls_options_init() leaves it. */
+  size_t reserved_[4];
 } eddy_tls_options_t;
 
 /** Fills @p options with the defaults (all zero). */
@@ -137,7 +141,8 @@ EDDY_API void eddy_tls_options_init(eddy_tls_options_t *options);
  *                 NULL on failure.
  * @param errbuf   receives a NUL-terminated message on failure (may be
  *                 NULL; truncated to @p errlen).
- * @return 0; EDDY_EUSAGE (no certfile, bad versions or ALPN names);
+ * @return 0; EDDY_EUSAGE (no certfile, bad versions or ALPN names, a
+ *         reserved_ byte set);
  *         -ENOENT / -EACCES (a file cannot be read); EDDY_ETLS (OpenSSL
  *         refused a file: not PEM, key does not match, ...); -ENOMEM.
  */

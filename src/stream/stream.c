@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/list.h"
+#include "common/options.h"
 #include "stream/stream_internal.h"
 
 /* Tornado's defaults, and what options_effective(NULL) gives, so the
@@ -94,7 +95,8 @@ eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
   eddy_stream_t *s;
   int err = EINVAL;
 
-  if (!loop || fd < -1 || (is_pipe && fd < 0))
+  if (!loop || fd < -1 || (is_pipe && fd < 0) ||
+      (options && !EDDY__OPTIONS_KNOWN(options)))
     goto fail;
   if (fd >= 0) {
     int fl = fcntl(fd, F_GETFL);

@@ -31,6 +31,7 @@
 
 #include <openssl/ssl.h>
 
+#include "common/options.h"
 #include "eddy/tcp.h"
 #include "eddy/tls.h"
 #include "tcp/connector.h"
@@ -389,6 +390,8 @@ static const char *check_args(const char *host, int port,
     return "timeout and fallback_delay must be >= 0";
   if (isnan(o->attempt_delay))
     return "attempt_delay is not a number";
+  if (!EDDY__OPTIONS_KNOWN(o) || !EDDY__OPTIONS_KNOWN(&o->stream))
+    return "options set a field this library does not have (reserved_ not zero)";
   return NULL;
 }
 

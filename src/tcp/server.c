@@ -35,6 +35,7 @@
 #include <openssl/ssl.h>
 
 #include "common/list.h"
+#include "common/options.h"
 #include "eddy/tcp.h"
 #include "eddy/tls.h"
 #include "future/future_internal.h" /* eddy__future_wait */
@@ -491,7 +492,10 @@ void eddy_tcp_server_options_init(eddy_tcp_server_options_t *options)
 eddy_tcp_server_t *eddy_tcp_server_new(eddy_loop_t *loop,
                                        const eddy_tcp_server_options_t *options)
 {
-  if (loop == NULL) {
+  /* The stream options are checked here too: a server whose every
+   * connection would fail to become a stream is better refused at once. */
+  if (loop == NULL || (options != NULL && (!EDDY__OPTIONS_KNOWN(options) ||
+                                           !EDDY__OPTIONS_KNOWN(&options->stream)))) {
     errno = EINVAL;
     return NULL;
   }

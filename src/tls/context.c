@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "common/options.h"
 #include "eddy/error.h"
 #include "eddy/tls.h"
 #include "tls/ctx_info.h"
@@ -154,6 +155,10 @@ static int build(const eddy_tls_options_t *options, int server, SSL_CTX **out,
     eddy_tls_options_init(&defaults);
     options = &defaults;
   }
+  if (!EDDY__OPTIONS_KNOWN(options))
+    return eddy__tls_errf(EDDY_EUSAGE, errbuf, errlen,
+                          "options set a field this library does not have "
+                          "(reserved_ not zero)");
   if (server && options->certfile == NULL)
     return eddy__tls_errf(EDDY_EUSAGE, errbuf, errlen,
                           "a server context needs a certfile");
