@@ -3,7 +3,7 @@
 # what is already there. Run as root or with sudo available.
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libssl-dev check \
-openssl python3 curl"
+openssl python3 curl doxygen"
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs libuv1-dev libevent-dev python3-tornado wrk"
 missing=""
 for p in $pkgs; do
