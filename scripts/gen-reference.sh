@@ -48,6 +48,11 @@ for h in error loop future stream tcp tls version; do
     grep -q "^\.so man3/$h\.h\.3\$" "$f" && echo ".so man3/eddy_$h.h.3" >"$f"
   done
 done
+# whatis(1) wants "name \- summary"; header and struct pages have no summary.
+for f in *.3; do
+  grep -q '^\.so ' "$f" && continue
+  sed '/^\.SH NAME/{n;/\\-/!s/$/ \\- eddy API reference/;}' "$f" >"$f.tmp" && mv "$f.tmp" "$f"
+done
 for f in *.3; do
   case $f in
     eddy*_.3 | EDDY*_.3 | EDDY_API.3) rm "$f" ;;   # internals (EDDY_ERR_ENUM_)
