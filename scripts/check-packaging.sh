@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The Debian packages, as CI builds and uses them: dpkg-buildpackage -b
 # from a clean copy of the tree (in a git checkout the files git tracks, as
 # they are in the working tree; else all of it), lintian (errors fail), then the packages installed and an

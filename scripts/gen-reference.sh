@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Renders the API reference from the public headers with Doxygen.
 #   gen-reference.sh man  DOXYGEN SRCDIR BUILDDIR OUTDIR  -> OUTDIR/man3/*.3
 #   gen-reference.sh html DOXYGEN SRCDIR BUILDDIR OUTDIR  -> OUTDIR/index.html

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs what building and testing eddy needs on Debian/Ubuntu, skipping
 # what is already there. Run as root or with sudo available.
 set -e

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Starts the README's demo (echo-server) on a free port, sends it a line
 # and expects the same line back: the last step of README.md's first
 # command, checked without holding port 8888. Used by make distcheck.
