@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * future_bench: what a future and a then-hop cost.
  *

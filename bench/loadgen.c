@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/loadgen.c - eddy's line-echo load generator.
  *

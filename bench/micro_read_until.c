@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/micro_read_until.c - read_until through eddy streams over a UNIX
  * socket pair, against a bare read()+memchr() loop on the same kind of

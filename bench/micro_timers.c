@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/micro_timers.c - what eddy's timers cost, through the public API.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/http-get.c - fetch a URL over HTTP/1.0 and write the body to
  * stdout, byte for byte.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/http-hello.c - a minimal HTTP/1.1 server for load tests.
  *

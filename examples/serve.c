@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/serve.c - command line parsing and the main loop of the server
  * examples (see serve.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/serve.h - the command line and main loop the server examples
  * share, so that each example file is only its protocol.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/stream-demo.c - a chained exchange over a stream pair.
  *

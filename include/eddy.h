@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy.h - the one header an application includes.
  *

@@ -1,10 +1,14 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs what building and testing eddy needs on Debian/Ubuntu, skipping
 # what is already there. Run as root or with sudo available.
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libssl-dev check \
-openssl python3 curl"
+openssl python3 curl doxygen"
+# --bench: the benchmark peers; --packaging: what scripts/check-packaging.sh
+# needs to build, lint and try the Debian packages.
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs libuv1-dev libevent-dev python3-tornado wrk"
+[ "${1:-}" = "--packaging" ] && pkgs="$pkgs debhelper dpkg-dev lintian man-db git"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

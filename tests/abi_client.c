@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/abi_client.c - a program built once against this tree's headers
  * and run by tests/test_abi.sh twice: against libeddy.so as built, and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gen-certs.sh DIR - makes the TLS test certificates in DIR (created if
 # missing). Run by `make check` before the TLS suites; nothing it makes is
 # committed, private keys included.

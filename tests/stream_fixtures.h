@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/stream_fixtures.h - fixtures shared by the stream test suites.
  *

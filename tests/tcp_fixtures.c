@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/tcp_fixtures.c - fixtures for the TCP suites (see tcp_fixtures.h).
  */

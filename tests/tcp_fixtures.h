@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/tcp_fixtures.h - fixtures for the TCP server, netutil and process
  * suites: a loop per test with a log capture and an fd leak check, raw

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # An old binary against a newer library (docs/design.md, "Binary
 # compatibility"): tests/abi_client, compiled once against this tree's
 # headers, runs against libeddy.so as built and then, unchanged, against

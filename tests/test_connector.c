@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The Happy Eyeballs connector against fake attempts: Tornado's
  * TestConnectorSplit and ConnectorTest (tornado.md §2.4, tests 72-89),

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # examples/echo-server and examples/http-hello driven by real clients:
 # Python's socket module, a raw C client (tests/helpers/line-client), curl;
 # echo-server over TLS (--certfile/--keyfile, the certificates made by

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # examples/http-get against a small Python HTTP server on 127.0.0.1 (port 0):
 # a binary body with and without Content-Length (compared with cmp), a 404,
 # a refused port, bad URLs, and a listener that never answers; then https

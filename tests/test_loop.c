@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The loop's suite: life cycle, call_soon, run_until, logging, and main().
  * Timers, fd handlers and threads have a file each (test_loop_*.c).

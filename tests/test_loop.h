@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shared by the files of the loop suite (tests/test_loop*.c): helpers and
  * the functions that add each file's tests.

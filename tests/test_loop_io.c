@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The loop suite: fd handlers (see test_loop.c).
  */

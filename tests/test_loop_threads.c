@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The loop suite: threads, signals, the pool and fork (see test_loop.c).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_netutil.c - eddy_bind_sockets, eddy_bind_unix_socket,
  * eddy_is_valid_ip (Tornado's netutil_test 94-96, plus tornado.md §2.6).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_process.c - eddy_fork_processes and the server's start
  * patterns across processes (Tornado's tcpserver_test 56-59, plus

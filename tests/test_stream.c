@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_stream.c - behavioural tests for eddy streams.
  *

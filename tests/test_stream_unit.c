@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_stream_unit.c - unit tests for the stream's internals.
  *

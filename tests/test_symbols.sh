@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The library exports exactly what the headers declare EDDY_API, each
 # symbol versioned as src/libeddy.map lists it: a function added to a header
 # but not to the map (or left in the map after its removal) fails here

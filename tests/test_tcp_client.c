@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy_tcp_connect() and the resolver against real loopback listeners
  * (tornado.md §2.4 tests 60-71, §2.5 tests 90-92, plus Happy Eyeballs,

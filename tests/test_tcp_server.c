@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_tcp_server.c - the TCP server through its public API
  * (Tornado's tcpserver_test 52-55, plus eddy's accept futures, queue,

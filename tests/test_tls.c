@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * TLS streams (src/tls/filter.c, stream_tls.c) over real sockets.
  *

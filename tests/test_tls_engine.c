@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The TLS engine (src/tls/engine.c) and the context builders, with no
  * sockets: a client and a server engine wired back to back in memory.

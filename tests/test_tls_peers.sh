@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # TLS streams against real peers: openssl s_server / s_client and Python's
 # ssl module (tests/tls_peers.c, driven through tests/test_tls). Skipped
 # (77) when a tool is missing. Run from the build directory (make check).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * TLS through the TCP layer's public API: eddy_tcp_server_t with a
  * tls_ctx (handshake in progress or handshake first, handshake timeout,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_version.c - eddy/version.h against configure's version and
  * against the library: the macros, EDDY_VERSION_AT_LEAST's ordering, and

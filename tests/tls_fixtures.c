@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers for the TLS stream suites (tls_fixtures.h). */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/tls_fixtures.h - helpers shared by the TLS stream suites
  * (test_tls.c, tls_peers.c), on top of stream_fixtures.h.

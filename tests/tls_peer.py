@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A TLS peer for tests/tls_peers.c, on Python's ssl module.
 
   tls_peer.py server --cert C --key K [--cafile CA] [--max-tls 1.2] [--alpn P]...

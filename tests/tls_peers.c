@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * TLS streams against real peers: openssl s_server / s_client and Python's
  * ssl module (tests/tls_peer.py), in both directions, TLS 1.2 and 1.3.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """bench/peers/asyncio_tls_echo.py - line echo over TLS on asyncio + ssl.
 
 The TLS peer for eddy's TLS echo: asyncio.start_server with an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/peers/common.h - shared by the C peer servers: argument parsing
  * (--address A --port P, defaults 127.0.0.1 and 0; --certfile F --keyfile F

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/peers/epoll_echo.c - the ceiling: a bare epoll line-echo server.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/peers/epoll_http.c - bare epoll HTTP/1.1 hello (the ceiling).
  *

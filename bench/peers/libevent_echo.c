@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/peers/libevent_echo.c - line echo on libevent's bufferevents (the
  * line logic is in libevent_lines.h, shared with libevent_tls_echo.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/peers/libevent_http.c - HTTP hello on libevent's evhttp.
  *

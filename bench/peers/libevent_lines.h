@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/peers/libevent_lines.h - the line echo of the libevent peers, plain
  * (libevent_echo.c) and TLS (libevent_tls_echo.c): the read callback takes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/peers/libevent_tls_echo.c - the libevent line echo over TLS, with
  * bufferevent_openssl (OpenSSL reading and writing the socket itself, the

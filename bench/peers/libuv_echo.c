@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/peers/libuv_echo.c - line echo on libuv.
  *

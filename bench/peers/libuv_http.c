@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/peers/libuv_http.c - HTTP/1.1 hello on libuv.
  *

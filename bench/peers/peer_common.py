@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """bench/peers/peer_common.py - shared by the Python peer servers: the
 command line (--address, --port, extra options) and running a Tornado
 server on 127.0.0.1 with the "listening on ADDR:PORT" line the harness

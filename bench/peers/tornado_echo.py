@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """bench/peers/tornado_echo.py - line echo on Tornado's TCPServer.
 
 For each connection: read_until(b"\\n"), write the line back, repeat.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """bench/peers/tornado_http.py - tornado.web hello: 200 "Hello, world!".
 
 usage: tornado_http.py [--address 127.0.0.1] [--port 0]

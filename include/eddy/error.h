@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy/error.h - error codes.
  *

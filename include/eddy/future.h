@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy/future.h - refcounted futures settled by the loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy/stream.h - buffered non-blocking streams, every operation a future.
  *

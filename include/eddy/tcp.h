@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy/tcp.h - TCP servers and clients, listening sockets, name resolution.
  *

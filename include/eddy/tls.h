@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy/tls.h - TLS on OpenSSL 3: contexts, TLS streams, STARTTLS.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Compile-time guards on the binary interface. The option structs are
  * allocated by callers, so their sizes and the offsets of their fields are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* eddy_strerror() and eddy_err_name(), generated from EDDY_ERRNO_MAP. */
 #include <string.h>
 #include <errno.h>

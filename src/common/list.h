@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Intrusive doubly-linked circular lists and container_of (not installed).
  * The node lives inside the element, so linking never allocates.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The reserved tails of the public option structs (docs/design.md, "Binary
  * compatibility"). A caller built against these headers leaves them zero;

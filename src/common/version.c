@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* eddy_version() and eddy_version_string(): the library's own numbers,
  * fixed when it was compiled, whatever headers the caller was built with. */
 #include "eddy/version.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Chaining: then, then_ok, catch, finally, add_done, and adoption.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Combinators: all, all_settled, any, race; with_timeout; sleep.
  *

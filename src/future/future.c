@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Futures: the object, its references, settling, reading the outcome and
  * cancelling. Chaining is in chain.c, combinators in combinators.c, repeat

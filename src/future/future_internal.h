@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The future object, shared by the files of src/future (not installed).
  *

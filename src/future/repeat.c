@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy_repeat: a loop of asynchronous steps in constant memory and stack
  * (seastar's repeat).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The epoll backend: level-triggered, one epoll_wait per iteration.
  *

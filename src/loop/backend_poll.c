@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The portable poll(2) backend. It keeps a dense pollfd array; each slot of
  * the fd table remembers its index (bidx), so changes are O(1) and removal

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A 4-ary min-heap of nodes embedded in their owners (not installed).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The fd table: one slot per fd, indexed by the fd itself (as libuv and
  * redis do), grown on demand.

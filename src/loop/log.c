@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Logging. Every message of a loop (and of the streams and servers on it)
  * goes through one per-loop function, so an application can route eddy's

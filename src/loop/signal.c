@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Signals, delivered on the loop's thread as ordinary fd events.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The thread pool behind eddy_loop_run_in_thread(): one per loop, started
  * on first use (4 threads, or EDDY_THREADS), joined by eddy_loop_free().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Timers: a min-heap of deadlines (heap.h) on the loop's nanosecond clock.
  *

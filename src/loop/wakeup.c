@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The cross-thread queue behind eddy_loop_call_soon_threadsafe() and the
  * thread pool's results: a mutex-protected FIFO plus one eventfd (a pipe

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The stream's flat byte buffer and its per-thread region cache. See
  * buffer.h for the layout and why it is flat.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The stream's byte buffer (not installed): one flat region with a consumed
  * prefix, h2o style. Flat because read_until / read_until_regex then search

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Close watches: how eddy's own modules (the TCP server) learn that a
  * stream has closed without holding a reference to it and without the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Non-blocking connect (IPv4, IPv6, UNIX).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The byte-filter layer: installing a filter, feeding it raw input, and
  * flushing its output. The interface and the TLS sketch are in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The loop side of a stream: which events it asks for, the handler that
  * runs when they come, and reading from the kernel (R6).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pipe streams, and syscalls that must not raise SIGPIPE on fds that have
  * no MSG_NOSIGNAL (pipes, FIFOs, terminals; sendfile on anything).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The read kinds: starting a read, satisfying it from the buffer, finishing
  * it, cancelling it, and what closing does to it (R9).

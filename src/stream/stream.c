@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Stream life cycle: construction, references, closing, state queries and
  * deadlines. See stream_internal.h for how the files divide the work.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Byte filters under a stream (not installed): the layering TLS uses.
  *

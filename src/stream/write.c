@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The write kinds, flushing the queue to the kernel, write futures, drain,
  * shutdown_write and close_when_drained.

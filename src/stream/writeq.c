@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The write queue: pieces, gathering, positions and waiters (writeq.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The stream's write queue (not installed): a FIFO of pieces that can be
  * gathered into one iovec array, plus the FIFO of futures waiting for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The accept loop: bounded bursts, retriable errors, and the EMFILE
  * defences described in acceptor.h.

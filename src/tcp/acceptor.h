@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The accept loop behind a server (not installed): a set of listening
  * sockets that hands each accepted connection to its owner, and survives

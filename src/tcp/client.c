@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy_tcp_connect(): resolve, then Happy Eyeballs over real socket
  * streams (connector.c), with an optional source address, one timeout over

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Happy Eyeballs, Tornado style (RFC 6555): two queues, the second after a
  * fallback delay or the first failure, first success wins; within a queue

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The Happy Eyeballs connector (not installed): Tornado's _Connector.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Listening sockets and address checks (Tornado's netutil): bind_sockets,
  * bind_unix_socket, is_valid_ip.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pre-fork worker processes (Tornado's fork_processes), with the fixes of
  * tornado.md §4.15: SIGTERM and SIGINT reach the workers, workers die with

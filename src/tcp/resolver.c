@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Name resolution: the default resolver (getaddrinfo on the loop's thread
  * pool, IP literals answered at once), custom resolvers, and overrides

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The TCP server (Tornado's TCPServer): turns accepted connections into
  * streams and hands each one out, to the oldest pending accept future, else

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy_tls_server_context() and eddy_tls_client_context(): SSL_CTXs with
  * safe defaults built from an eddy_tls_options_t (eddy/tls.h).

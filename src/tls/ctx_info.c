@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy's settings on an SSL_CTX (ctx_info.h), and the two server-side
  * callbacks that read them: ALPN selection and SNI.

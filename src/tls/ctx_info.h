@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What eddy attaches to an SSL_CTX (not installed).
  *

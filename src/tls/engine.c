@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The TLS engine over memory BIOs (engine.h).
  *

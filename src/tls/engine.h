@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The TLS engine: one TLS connection as a pure byte transform (not
  * installed).

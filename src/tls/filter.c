@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * TLS under a stream: the filter hooks (stream/transport.h) driving the TLS
  * engine (engine.h), and the handshake waiter.

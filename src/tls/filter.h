@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * TLS as a stream filter (not installed): the glue between the TLS engine
  * (engine.h) and the stream's filter layer (stream/transport.h), plus the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * TLS streams: eddy_stream_new_tls(), eddy_stream_start_tls(),
  * eddy_stream_wait_for_handshake() and the accessors (eddy/tls.h).

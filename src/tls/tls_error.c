@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OpenSSL's error queue as one line of text (see tls_error.h). */
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/helpers/line-client.c - a raw C client for the echo server test:
  *
