@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """tests/half_close_load.py - many verifying echo clients, half of them
 half-closing.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_alloc_failure.c - allocation failures inside chains are
  * errors, never silent success.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_ownership.c - every ownership promise of the headers, counted.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_stream_end.c - what the peer ending its side does to a stream.
  *

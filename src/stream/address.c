@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eddy_format_address(): socket addresses as text for log lines. It lives
  * with the streams, the layer that owns sockets, so that TLS (which logs

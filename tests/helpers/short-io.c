@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/helpers/short-io.c - an LD_PRELOAD shim that makes a fraction of
  * socket reads and writes return short counts, as a busy kernel
