@@ -54,4 +54,3 @@ while True:
     except ssl.SSLZeroReturnError:
         break
 assert got == lines, 'TLS half-close: %d of %d bytes back' % (len(got), len(lines))
-
