@@ -46,7 +46,11 @@ typedef enum eddy_backend {
   EDDY_BACKEND_POLL = 2,    /**< portable poll(2) */
   EDDY_BACKEND_IO_URING = 3 /**< Linux io_uring (readiness: one-shot polls
                                  on the ring, one system call per
-                                 iteration); built with liburing */
+                                 iteration); built with liburing. On
+                                 kernels from 6.1 the ring has a single
+                                 issuer: run the loop on the thread that
+                                 made it (a forked child gets a ring of
+                                 its own) */
 } eddy_backend_t;
 
 /**
