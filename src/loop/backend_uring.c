@@ -136,7 +136,8 @@ static int ur_reinit(eddy_loop_t *loop)
    * every fd. */
   struct eddy__uring *u = loop->uring;
   io_uring_queue_exit(&u->ring);
-  memset(u->fds, 0, (size_t)u->nfds * sizeof *u->fds);
+  if (u->nfds > 0)
+    memset(u->fds, 0, (size_t)u->nfds * sizeof *u->fds);
   u->narm = 0;
   return ur_open(u);
 }
