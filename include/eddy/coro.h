@@ -100,7 +100,9 @@ typedef eddy_future_t *(*eddy_coro_fn)(void *arg);
  *
  * Stacks come from mmap and go back to a per-thread cache of up to 64 when
  * a coroutine ends, so a server making a coroutine per connection does not
- * map and unmap one per connection.
+ * map and unmap one per connection. A coroutine that never ends (it awaits
+ * a future nobody settles) keeps its stack and its future, as a then-step
+ * on such a future does: eddy_loop_free() expects them gone.
  *
  * @param options  copied; NULL for defaults.
  * @return a new reference to the coroutine's future, settled as described
