@@ -45,34 +45,8 @@ static const char usage[] =
     "                   [--certfile FILE --keyfile FILE]\n"
     "Echoes every line back. The default port is 8888; 0 picks a free one.\n";
 
-/* --certfile/--keyfile: a server context (TLS 1.2+, no client certificates). */
-static int make_tls_context(struct serve_args *args)
-{
-  eddy_tls_options_t tls;
-  char err[512];
-
-  eddy_tls_options_init(&tls);
-  tls.certfile = args->certfile;
-  tls.keyfile = args->keyfile; /* NULL: the key is in the certfile */
-  if (eddy_tls_server_context(&tls, &args->tls_ctx, err, sizeof err) < 0) {
-    fprintf(stderr, "echo-server: %s\n", err);
-    return -1;
-  }
-  return 0;
-}
-
 int main(int argc, char **argv)
 {
-  struct serve_args args;
-  serve_parse_args(argc, argv, 1, usage, &args);
-  if (args.keyfile != NULL && args.certfile == NULL) {
-    fputs(usage, stderr);
-    return 2;
-  }
-  if (args.certfile != NULL && make_tls_context(&args) < 0)
-    return 1;
-  args.allow_half_open = 1; /* answer whatever the client sent before its FIN */
-  int status = serve(&args, handle, NULL);
-  eddy_tls_context_free(args.tls_ctx); /* the server kept its own reference */
-  return status;
+  /* allow_half_open: answer whatever the client sent before its FIN. */
+  return serve_main(argc, argv, "echo-server", usage, 1, handle, NULL);
 }

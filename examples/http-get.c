@@ -19,308 +19,50 @@
  * out", "name does not resolve", "TLS handshake failed: certificate verify
  * failed: ...", ...); 2 for bad usage or a bad URL.
  */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-
 #include <eddy.h>
 
-#define MAX_HEAD_BYTES (64 * 1024)
-
-struct url {
-  int https;
-  char host[256];
-  int port;
-  char path[2048];
-};
-
-struct request {
-  struct url url;
-  eddy_stream_t *stream;
-  char failure[300]; /* why it failed, once it has */
-};
-
-/* ------------------------------------------------------------------------ */
-/* URL and response parsing                                                  */
-/* ------------------------------------------------------------------------ */
-
-/* http[s]://host[:port][/path], host may be [IPv6]. Returns 0 or -1. */
-static int parse_url(const char *s, struct url *u)
-{
-  const char *host, *end;
-  size_t len;
-
-  if (strncasecmp(s, "http://", 7) == 0)
-    host = s + 7;
-  else if (strncasecmp(s, "https://", 8) == 0)
-    host = s + 8, u->https = 1;
-  else
-    return -1;
-  for (const char *c = s; *c != '\0'; c++)
-    if ((unsigned char)*c <= ' ' || *c == 0x7f)
-      return -1;
-  if (*host == '[') {
-    host++;
-    end = strchr(host, ']');
-    if (end == NULL)
-      return -1;
-    len = (size_t)(end - host);
-    end++;
-  } else {
-    len = strcspn(host, ":/?#");
-    end = host + len;
-  }
-  if (len == 0 || len >= sizeof(u->host) || memchr(host, '@', len) != NULL)
-    return -1;
-  memcpy(u->host, host, len);
-  u->host[len] = '\0';
-
-  u->port = u->https ? 443 : 80;
-  if (*end == ':') {
-    char *after;
-    long port = strtol(end + 1, &after, 10);
-    if (after == end + 1 || port < 1 || port > 65535)
-      return -1;
-    u->port = (int)port;
-    end = after;
-  }
-  if (*end != '\0' && *end != '/' && *end != '?' && *end != '#')
-    return -1;
-  len = strcspn(end, "#");
-  if (len + 2 > sizeof(u->path))
-    return -1;
-  snprintf(u->path, sizeof(u->path), "%s%.*s", *end == '/' ? "" : "/",
-           (int)len, end);
-  return 0;
-}
-
-/* The value of header @name in the head @head, or NULL. */
-static const char *find_header(const char *head, const char *name)
-{
-  size_t n = strlen(name);
-
-  for (const char *line = strstr(head, "\r\n"); line != NULL;
-       line = strstr(line, "\r\n")) {
-    line += 2;
-    if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
-      const char *v = line + n + 1;
-      while (*v == ' ' || *v == '\t')
-        v++;
-      return v;
-    }
-  }
-  return NULL;
-}
-
-/* ------------------------------------------------------------------------ */
-/* The exchange, one step per function                                       */
-/* ------------------------------------------------------------------------ */
+#include "fetch.h"
 
 /* Connected: send the request. */
 static eddy_future_t *send_request(eddy_future_t *connected, void *arg)
 {
-  struct request *req = arg;
-  const struct url *u = &req->url;
-  char host[300], text[3000];
-  int len;
+  struct fetch *req = arg;
+  char text[3000];
 
   req->stream = eddy_stream_ref(eddy_future_value(connected));
-  snprintf(host, sizeof(host), strchr(u->host, ':') ? "[%s]" : "%s", u->host);
-  if (u->port != (u->https ? 443 : 80))
-    snprintf(host + strlen(host), sizeof(host) - strlen(host), ":%d", u->port);
-  len = snprintf(text, sizeof(text),
-                 "GET %s HTTP/1.0\r\n"
-                 "Host: %s\r\n"
-                 "User-Agent: eddy-http-get\r\n"
-                 "Connection: close\r\n"
-                 "\r\n",
-                 u->path, host);
-  return eddy_stream_write(req->stream, text, (size_t)len);
+  return eddy_stream_write(req->stream, text,
+                           fetch_request_text(req, text, sizeof(text)));
 }
 
 /* Sent: read the status line and headers. */
 static eddy_future_t *read_head(eddy_future_t *sent, void *arg)
 {
-  struct request *req = arg;
+  struct fetch *req = arg;
 
   (void)sent;
-  return eddy_stream_read_until(req->stream, "\r\n\r\n", 4, MAX_HEAD_BYTES);
-}
-
-static void write_chunk(eddy_stream_t *s, const void *data, size_t len,
-                        void *arg)
-{
-  (void)s;
-  (void)arg;
-  fwrite(data, 1, len, stdout);
+  return eddy_stream_read_until(req->stream, "\r\n\r\n", 4,
+                                FETCH_MAX_HEAD_BYTES);
 }
 
 /* Head read: check the status, then stream the body to stdout. */
 static eddy_future_t *read_body(eddy_future_t *head_read, void *arg)
 {
-  struct request *req = arg;
-  const char *head = eddy_future_value(head_read); /* NUL-terminated */
-  const char *length;
-  char *end;
-  unsigned long long body_length;
-  int status, reason_at = 0;
-
-  if (sscanf(head, "HTTP/1.%*1[01] %3d %n", &status, &reason_at) < 1 ||
-      reason_at == 0) {
-    snprintf(req->failure, sizeof(req->failure), "bad response");
-    return EDDY_NO_VALUE;
-  }
-  if (status < 200 || status > 299) {
-    snprintf(req->failure, sizeof(req->failure), "HTTP %d %.*s", status,
-             (int)strcspn(head + reason_at, "\r\n"), head + reason_at);
-    return EDDY_NO_VALUE;
-  }
-  length = find_header(head, "Content-Length");
-  if (length == NULL)
-    return eddy_stream_read_until_close_chunked(req->stream, write_chunk, req);
-  errno = 0;
-  body_length = strtoull(length, &end, 10);
-  if (errno != 0 || end == length || *length == '-' ||
-      (*end != '\r' && *end != ' ')) {
-    snprintf(req->failure, sizeof(req->failure), "bad Content-Length");
-    return EDDY_NO_VALUE;
-  }
-  return eddy_stream_read_bytes_chunked(req->stream, (size_t)body_length,
-                                        write_chunk, req);
+  return fetch_body(arg, eddy_future_value(head_read));
 }
 
-/* Any failure on the way: one line saying what went wrong. */
-static eddy_future_t *explain_failure(eddy_future_t *failed, void *arg)
+/* The exchange, one chain: connect (for https the connect resolves after
+ * the handshake; the URL's host is the name checked and sent as SNI), send,
+ * read the head, stream the body. */
+static eddy_future_t *exchange(struct fetch *req)
 {
-  struct request *req = arg;
-  int code = eddy_future_error(failed), cause = eddy_future_cause(failed);
-  const char *why;
-
-  if (code == EDDY_ETIMEOUT || cause == EDDY_ETIMEOUT)
-    why = "timed out";
-  else if (cause == -ECONNREFUSED)
-    why = "connection refused";
-  else if (code == EDDY_ENONAME)
-    why = "name does not resolve";
-  else if (cause == EDDY_EUNSATISFIABLE)
-    why = "response head too long";
-  else
-    why = eddy_future_message(failed);
-  snprintf(req->failure, sizeof(req->failure), "%s", why);
-  return EDDY_NO_VALUE; /* handled */
-}
-
-/* The library's warnings ("TLS error on fd 5: ...") would repeat the reason
- * explain_failure gives: keep stderr to that one line, errors aside. */
-static void log_errors_only(eddy_log_level_t level, const char *message,
-                            void *arg)
-{
-  (void)arg;
-  if (level >= EDDY_LOG_ERROR)
-    fprintf(stderr, "http-get: %s\n", message);
-}
-
-/* ------------------------------------------------------------------------ */
-
-static int usage(void)
-{
-  fprintf(stderr, "usage: http-get [--cafile FILE] [--insecure] "
-                  "[--timeout SECONDS] URL\n");
-  return 2;
-}
-
-/* The https:// context: verify the server's chain and name, unless
- * --insecure. Returns 0, or -1 with a message on stderr. */
-static int make_tls_context(const char *cafile, int insecure,
-                            struct ssl_ctx_st **ctx)
-{
-  eddy_tls_options_t tls;
-  char err[512];
-
-  eddy_tls_options_init(&tls);
-  tls.cafile = cafile; /* NULL: the system's CAs */
-  if (insecure)
-    tls.verify = EDDY_TLS_VERIFY_NONE;
-  if (eddy_tls_client_context(&tls, ctx, err, sizeof(err)) < 0) {
-    fprintf(stderr, "http-get: %s\n", err);
-    return -1;
-  }
-  return 0;
+  eddy_future_t *f = eddy_tcp_connect(req->loop, req->url.host, req->url.port,
+                                      req->connect);
+  f = eddy_then_ok(f, send_request, req);
+  f = eddy_then_ok(f, read_head, req);
+  return eddy_then_ok(f, read_body, req);
 }
 
 int main(int argc, char **argv)
 {
-  struct request req;
-  eddy_tcp_connect_options_t options;
-  eddy_loop_t *loop;
-  eddy_future_t *f;
-  const char *url = NULL, *cafile = NULL;
-  double timeout = 0;
-  int status, insecure = 0;
-
-  memset(&req, 0, sizeof(req));
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--cafile") == 0 && i + 1 < argc) {
-      cafile = argv[++i];
-    } else if (strcmp(argv[i], "--insecure") == 0) {
-      insecure = 1;
-    } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-      char *end;
-      timeout = strtod(argv[++i], &end);
-      if (*end != '\0' || !(timeout >= 0))
-        return usage();
-    } else if (argv[i][0] == '-' || url != NULL) {
-      return usage();
-    } else {
-      url = argv[i];
-    }
-  }
-  if (url == NULL)
-    return usage();
-  if (parse_url(url, &req.url) < 0) {
-    fprintf(stderr, "http-get: bad URL\n");
-    return 2;
-  }
-  eddy_tcp_connect_options_init(&options);
-  if (req.url.https && make_tls_context(cafile, insecure, &options.tls_ctx) < 0)
-    return 1;
-
-  loop = eddy_loop_new();
-  if (loop == NULL) {
-    perror("http-get: eddy_loop_new");
-    eddy_tls_context_free(options.tls_ctx);
-    return 1;
-  }
-  eddy_loop_set_logger(loop, log_errors_only, NULL);
-  /* For https the connect resolves after the handshake; the URL's host is
-   * the name checked and sent as SNI (options.server_hostname NULL). */
-  f = eddy_tcp_connect(loop, req.url.host, req.url.port, &options);
-  eddy_tls_context_free(options.tls_ctx); /* the connect holds its own */
-  f = eddy_then_ok(f, send_request, &req);
-  f = eddy_then_ok(f, read_head, &req);
-  f = eddy_then_ok(f, read_body, &req);
-  if (timeout > 0)
-    f = eddy_with_timeout(f, timeout);
-  f = eddy_catch(f, explain_failure, &req);
-  if (f == NULL) {
-    fprintf(stderr, "http-get: out of memory\n");
-    return 1;
-  }
-  eddy_loop_run_until(loop, f, 0);
-  eddy_future_unref(f);
-  eddy_stream_unref(req.stream);
-  eddy_loop_free(loop);
-
-  status = 0;
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    snprintf(req.failure, sizeof(req.failure), "cannot write the body: %s",
-             strerror(errno));
-  }
-  if (req.failure[0] != '\0') {
-    fprintf(stderr, "http-get: %s\n", req.failure);
-    status = 1;
-  }
-  return status;
+  return fetch_main(argc, argv, "http-get", exchange);
 }

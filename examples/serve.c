@@ -132,3 +132,30 @@ int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
   eddy_loop_free(loop);
   return 0;
 }
+
+int serve_main(int argc, char **argv, const char *name, const char *usage,
+               int allow_half_open, eddy_stream_handler_fn handler, void *arg)
+{
+  struct serve_args args;
+  eddy_tls_options_t tls;
+  char err[512];
+
+  serve_parse_args(argc, argv, 1, usage, &args);
+  if (args.keyfile != NULL && args.certfile == NULL) {
+    fputs(usage, stderr);
+    return 2;
+  }
+  if (args.certfile != NULL) {
+    eddy_tls_options_init(&tls);
+    tls.certfile = args.certfile;
+    tls.keyfile = args.keyfile; /* NULL: the key is in the certfile */
+    if (eddy_tls_server_context(&tls, &args.tls_ctx, err, sizeof err) < 0) {
+      fprintf(stderr, "%s: %s\n", name, err);
+      return 1;
+    }
+  }
+  args.allow_half_open = allow_half_open;
+  int status = serve(&args, handler, arg);
+  eddy_tls_context_free(args.tls_ctx); /* the server kept its own reference */
+  return status;
+}

@@ -39,4 +39,16 @@ void serve_parse_args(int argc, char **argv, int tls_options,
 int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
           void *arg);
 
+/**
+ * A whole server example's main(): parses the command line with the TLS
+ * options, makes a server TLS context from --certfile/--keyfile (TLS 1.2+,
+ * no client certificates; --keyfile alone is a usage error), sets the
+ * streams' allow_half_open, and serves as serve() does. Error messages
+ * start with @p name.
+ *
+ * @return the process exit status.
+ */
+int serve_main(int argc, char **argv, const char *name, const char *usage,
+               int allow_half_open, eddy_stream_handler_fn handler, void *arg);
+
 #endif

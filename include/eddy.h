@@ -18,5 +18,6 @@
 #include "eddy/stream.h"
 #include "eddy/tcp.h"
 #include "eddy/tls.h"
+#include "eddy/coro.h"
 
 #endif /* EDDY_H */

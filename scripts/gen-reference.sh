@@ -13,7 +13,7 @@ set -eu
 mode=$1 doxygen=$2 srcdir=$3 builddir=$4 out=$5
 case $out in /*) ;; *) out=$PWD/$out ;; esac
 headers="$srcdir/include/eddy.h"
-for h in error loop future stream tcp tls; do
+for h in error loop future stream tcp tls coro; do
   headers="$headers $srcdir/include/eddy/$h.h"
 done
 headers="$headers $builddir/include/eddy/version.h"
@@ -41,7 +41,7 @@ fi
 cd "$tmp/man/man3"
 # Header pages are named after the file (stream.h.3); give them the
 # library's prefix, in their names, titles and the links pointing at them.
-for h in error loop future stream tcp tls version; do
+for h in error loop future stream tcp tls coro version; do
   [ -f "$h.h.3" ] || continue
   sed "s/^\.TH \"$h\.h\"/.TH \"eddy_$h.h\"/; /^\.SH NAME/{n;s/^$h\.h/eddy_$h.h/;}" "$h.h.3" >"eddy_$h.h.3"
   rm "$h.h.3"

@@ -12,7 +12,8 @@ set -u
 
 command -v python3 >/dev/null 2>&1 || { echo "skip: no python3"; exit 77; }
 command -v curl >/dev/null 2>&1 || { echo "skip: no curl"; exit 77; }
-ECHO=./examples/echo-server
+# ECHO: the echo server to test (tests/test_examples_coro.sh sets its twin).
+ECHO=${ECHO:-./examples/echo-server}
 HELLO=./examples/http-hello
 CLIENT=./tests/helpers/line-client
 for b in "$ECHO" "$HELLO" "$CLIENT"; do

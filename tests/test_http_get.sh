@@ -12,7 +12,8 @@
 set -u
 
 command -v python3 >/dev/null 2>&1 || { echo "skip: no python3"; exit 77; }
-HTTP_GET=./examples/http-get
+# HTTP_GET: the client to test (tests/test_http_get_coro.sh sets its twin).
+HTTP_GET=${HTTP_GET:-./examples/http-get}
 [ -x "$HTTP_GET" ] || { echo "FAIL: $HTTP_GET not built"; exit 1; }
 
 tmp=$(mktemp -d) || exit 1

@@ -22,6 +22,8 @@ _Static_assert(sizeof(eddy_tcp_connect_options_t) == 208,
                "eddy_tcp_connect_options_t changed size: take new fields from reserved_");
 _Static_assert(sizeof(eddy_tls_options_t) == 88,
                "eddy_tls_options_t changed size: take new fields from reserved_");
+_Static_assert(sizeof(eddy_coro_options_t) == 40,
+               "eddy_coro_options_t changed size: take new fields from reserved_");
 #endif
 
 int eddy__all_zero(const void *p, size_t n)
