@@ -86,6 +86,7 @@ eddy_loop_t *eddy_loop_new_with_backend(eddy_backend_t backend)
   loop->stail = &loop->shead;
   eddy_list_init(&loop->timers);
   eddy_list_init(&loop->due);
+  eddy_list_init(&loop->lingers);
   eddy__io_init(loop);
   rc = be->init(loop);
   if (rc < 0) {
@@ -147,6 +148,7 @@ void eddy_loop_free(eddy_loop_t *loop)
   eddy__wakeup_drop(loop);
   drain_deferred(loop);
   eddy__wakeup_fini(loop);
+  eddy__lingers_fini(loop); /* before the timers: each owns one */
   eddy__timers_fini(loop);
   for (s = loop->shead; s != NULL; s = next) {
     next = s->next;
