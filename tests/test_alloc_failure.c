@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "eddy.h"
 
@@ -252,13 +254,66 @@ START_TEST(test_then_callback_allocation)
 }
 END_TEST
 
+/* ---- OpenSSL's allocations ------------------------------------------------
+ * libcrypto calls malloc itself, past the wrappers; routed through these
+ * (CRYPTO_set_mem_functions, before OpenSSL allocates anything), they fail
+ * while openssl_fails is set. */
+static int openssl_fails;
+
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+  return openssl_fails ? NULL : __real_malloc(n);
+}
+
+static void *ossl_realloc(void *p, size_t n, const char *file, int line)
+{
+  return openssl_fails && n != 0 ? NULL : __real_realloc(p, n);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+  free(p);
+}
+
+/* Found by make check-faults: a TLS stream whose SSL object cannot be
+ * made for lack of memory failed with errno EINVAL, which the TCP server
+ * logged as "cannot make a stream for an accepted connection: Invalid
+ * argument". SSL_new and BIO_new fail only for lack of memory. */
+START_TEST(test_tls_stream_openssl_out_of_memory)
+{
+  eddy_loop_t *loop = eddy_loop_new();
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  int fds[2];
+  ck_assert_ptr_nonnull(loop);
+  ck_assert_ptr_nonnull(ctx);
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  openssl_fails = 1;
+  errno = 0;
+  eddy_stream_t *s = eddy_stream_new_tls(loop, fds[0], ctx, 1, NULL, NULL);
+  int err = errno;
+  openssl_fails = 0;
+  ck_assert_ptr_null(s);
+  ck_assert_msg(err == ENOMEM, "errno %d (%s), not ENOMEM", err, strerror(err));
+  ck_assert_int_eq(fcntl(fds[0], F_GETFD), -1); /* the fd was closed */
+  close(fds[1]);
+  SSL_CTX_free(ctx);
+  eddy_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
+  /* First: OpenSSL takes its allocator before its first allocation only. */
+  if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free)) {
+    fprintf(stderr, "CRYPTO_set_mem_functions failed\n");
+    return EXIT_FAILURE;
+  }
   Suite *s = suite_create("alloc_failure");
   TCase *tc = tcase_create("chains");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_echo_fails_each_allocation_in_turn);
   tcase_add_test(tc, test_then_callback_allocation);
+  tcase_add_test(tc, test_tls_stream_openssl_out_of_memory);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_ENV);

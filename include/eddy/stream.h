@@ -348,9 +348,10 @@ EDDY_API eddy_future_t *eddy_stream_shutdown_write(eddy_stream_t *s);
  * plain close). Then the close callback and the wait_closed futures run,
  * after those futures' callbacks. Idempotent. Buffered input stays
  * readable. A TLS stream closed with error 0 (or by its last unref)
- * first makes one non-blocking attempt to send a close_notify, unless
- * queued plaintext is being dropped; to be sure it goes out, use
- * eddy_stream_close_when_drained() or eddy_stream_shutdown_write().
+ * sends a close_notify, unless queued plaintext is being dropped: at once
+ * if the kernel takes it, else the loop keeps the fd for up to a second
+ * to send it (the stream is closed meanwhile); to wait until it is out,
+ * use eddy_stream_close_when_drained() or eddy_stream_shutdown_write().
  */
 EDDY_API void eddy_stream_close(eddy_stream_t *s, int error);
 

@@ -34,9 +34,9 @@
  * OpenSSL's reason as eddy_stream_error_message() (the fatal alert is sent
  * to the peer first). When the session is up, eddy_stream_shutdown_write()
  * sends a close_notify before the FIN, eddy_stream_close_when_drained()
- * after the queue, and eddy_stream_close(s, 0) (or the last unref) makes
- * one non-blocking attempt to send it unless queued data is being
- * dropped. A peer's close_notify ends the stream like an EOF even if its
+ * after the queue, and eddy_stream_close(s, 0) (or the last unref) sends
+ * it as it closes (given up to a second if the kernel is full) unless
+ * queued data is being dropped. A peer's close_notify ends the stream like an EOF even if its
  * TCP connection stays open (the stream answers with its own and
  * closes).
  *

@@ -108,6 +108,7 @@ static eddy_loop_t *loop_new(const struct eddy__backend *be)
   loop->stail = &loop->shead;
   eddy_list_init(&loop->timers);
   eddy_list_init(&loop->due);
+  eddy_list_init(&loop->lingers);
   eddy__io_init(loop);
   rc = be->init(loop);
   if (rc < 0) {
@@ -169,6 +170,7 @@ void eddy_loop_free(eddy_loop_t *loop)
   eddy__wakeup_drop(loop);
   drain_deferred(loop);
   eddy__wakeup_fini(loop);
+  eddy__lingers_fini(loop); /* before the timers: each owns one */
   eddy__timers_fini(loop);
   for (s = loop->shead; s != NULL; s = next) {
     next = s->next;

@@ -153,6 +153,7 @@ struct eddy_loop {
 
   struct eddy__sigs *sigs;
   struct eddy__pool *pool;
+  struct eddy_list lingers; /* linger.c: closed streams' last sends */
 
   eddy_log_fn logfn;
   void *logarg;
@@ -164,6 +165,9 @@ void eddy__loop_run_deferred(eddy_loop_t *loop);
  * for entry points that would otherwise change kernel state shared with
  * the parent (its epoll set, its signalfd) or use its threads. */
 int eddy__loop_check_fork(eddy_loop_t *loop);
+
+/* linger.c: closes every lingering fd (eddy_loop_free) */
+void eddy__lingers_fini(eddy_loop_t *loop);
 
 /* io.c */
 int eddy__io_init(eddy_loop_t *loop);

@@ -29,4 +29,14 @@ void eddy__loop_defer(eddy_loop_t *loop, struct eddy__task *task);
 void eddy__log(eddy_loop_t *loop, eddy_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Takes over the socket @fd to send its last @len bytes @data (copied) when
+ * it is writable, then closes it; after at most @seconds, or at
+ * eddy_loop_free(), it is closed with whatever is still unsent. For a
+ * closing stream whose last words (a TLS alert or close_notify) the kernel
+ * did not take at once. @return 0, or -ENOMEM (the caller still owns @fd).
+ */
+int eddy__loop_linger(eddy_loop_t *loop, int fd, const void *data, size_t len,
+                      double seconds);
+
 #endif

@@ -71,8 +71,11 @@ void eddy__filter_eof_seen(struct eddy__filter *f)
 /*
  * The last words of a stream about to close: one non-blocking attempt to
  * hand raw_out (a fatal alert, a close_notify) to the kernel, with
- * MSG_NOSIGNAL (SIGPIPE-safe on pipes too). Nothing waits for the rest and
- * errors are ignored: the stream closes next either way.
+ * MSG_NOSIGNAL (SIGPIPE-safe on pipes too). Nothing waits for the rest:
+ * the stream closes next either way. If the kernel took only part or none
+ * of it for now (EAGAIN, a short count), the close hands the rest and the
+ * fd to the loop to send on (eddy__stream_close, eddy__loop_linger); other
+ * errors mean the peer is gone.
  */
 void eddy__filter_last_send(eddy_stream_t *s)
 {
@@ -86,6 +89,8 @@ void eddy__filter_last_send(eddy_stream_t *s)
     eddy__buf_consume(out, (size_t)r);
     eddy__stream_note_io(s);
   }
+  s->filter->last_words_left = eddy__buf_len(out) > 0 &&
+                               (r > 0 || errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 /* A hook failed: the output it left (the alert telling the peer why) gets

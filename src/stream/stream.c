@@ -245,6 +245,13 @@ void eddy__stream_fail_future(eddy_stream_t *s, eddy_future_t **fp)
   eddy_future_unref(f);
 }
 
+/* A closing record the kernel did not take at once gets this long, and
+ * is sent only if it is this small: a close_notify or an alert is a few
+ * dozen bytes (with session tickets, a few hundred); a peer that leaves
+ * more than this unread is not reading at all. */
+#define LAST_WORDS_SECONDS 1.0
+#define LAST_WORDS_MAX 16384
+
 void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
 {
   if (s->state == EDDY__ST_CLOSED)
@@ -264,6 +271,11 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
   s->interest = 0;
   if (was_open)
     eddy__io_drain_before_close(s); /* a FIN, not a RST */
+  if (s->fd >= 0 && s->filter && s->filter->last_words_left && !s->is_pipe &&
+      eddy__buf_len(&s->filter->raw_out) <= LAST_WORDS_MAX &&
+      eddy__loop_linger(s->loop, s->fd, eddy__buf_head(&s->filter->raw_out),
+                        eddy__buf_len(&s->filter->raw_out), LAST_WORDS_SECONDS) == 0)
+    s->fd = -1; /* the loop sends the rest of the last words, then closes it */
   if (s->fd >= 0)
     close(s->fd);
   s->fd = -1;

@@ -146,6 +146,7 @@ struct eddy__filter {
   int resume_queued; /* resume_task is queued */
   int eof_seen;   /* set by eddy__filter_eof_seen() */
   int fail_code;  /* set by eddy__filter_fail() */
+  int last_words_left; /* eddy__filter_last_send() could not send it all */
   char *message;  /* set by eddy__filter_fail() */
   struct eddy__buf raw_in;  /* bytes read from the fd, not yet decoded */
   struct eddy__buf raw_out; /* encoded bytes, not yet sent */

@@ -107,8 +107,11 @@ eddy__tls_t *eddy__tls_new(SSL_CTX *ctx, int server_side,
     BIO_free(t->out);
     SSL_free(t->ssl);
     free(t);
-    *err = eddy__tls_error(errbuf, errlen, "cannot make a TLS connection", 0,
-                           "out of memory");
+    /* These constructors fail only for lack of memory: -ENOMEM, so that
+     * callers report it as such (not as a bad argument), with OpenSSL's
+     * reason in the message. */
+    eddy__tls_error(errbuf, errlen, "cannot make a TLS connection", 0, "out of memory");
+    *err = -ENOMEM;
     return NULL;
   }
   /* An empty input BIO means "retry" (the default), never EOF: the
