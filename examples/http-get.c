@@ -27,92 +27,15 @@
 
 #include <eddy.h>
 
+#include "http_parse.h"
+
 #define MAX_HEAD_BYTES (64 * 1024)
 
-struct url {
-  int https;
-  char host[256];
-  int port;
-  char path[2048];
-};
-
 struct request {
-  struct url url;
+  struct http_url url;
   eddy_stream_t *stream;
   char failure[300]; /* why it failed, once it has */
 };
-
-/* ------------------------------------------------------------------------ */
-/* URL and response parsing                                                  */
-/* ------------------------------------------------------------------------ */
-
-/* http[s]://host[:port][/path], host may be [IPv6]. Returns 0 or -1. */
-static int parse_url(const char *s, struct url *u)
-{
-  const char *host, *end;
-  size_t len;
-
-  if (strncasecmp(s, "http://", 7) == 0)
-    host = s + 7;
-  else if (strncasecmp(s, "https://", 8) == 0)
-    host = s + 8, u->https = 1;
-  else
-    return -1;
-  for (const char *c = s; *c != '\0'; c++)
-    if ((unsigned char)*c <= ' ' || *c == 0x7f)
-      return -1;
-  if (*host == '[') {
-    host++;
-    end = strchr(host, ']');
-    if (end == NULL)
-      return -1;
-    len = (size_t)(end - host);
-    end++;
-  } else {
-    len = strcspn(host, ":/?#");
-    end = host + len;
-  }
-  if (len == 0 || len >= sizeof(u->host) || memchr(host, '@', len) != NULL)
-    return -1;
-  memcpy(u->host, host, len);
-  u->host[len] = '\0';
-
-  u->port = u->https ? 443 : 80;
-  if (*end == ':') {
-    char *after;
-    long port = strtol(end + 1, &after, 10);
-    if (after == end + 1 || port < 1 || port > 65535)
-      return -1;
-    u->port = (int)port;
-    end = after;
-  }
-  if (*end != '\0' && *end != '/' && *end != '?' && *end != '#')
-    return -1;
-  len = strcspn(end, "#");
-  if (len + 2 > sizeof(u->path))
-    return -1;
-  snprintf(u->path, sizeof(u->path), "%s%.*s", *end == '/' ? "" : "/",
-           (int)len, end);
-  return 0;
-}
-
-/* The value of header @name in the head @head, or NULL. */
-static const char *find_header(const char *head, const char *name)
-{
-  size_t n = strlen(name);
-
-  for (const char *line = strstr(head, "\r\n"); line != NULL;
-       line = strstr(line, "\r\n")) {
-    line += 2;
-    if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
-      const char *v = line + n + 1;
-      while (*v == ' ' || *v == '\t')
-        v++;
-      return v;
-    }
-  }
-  return NULL;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The exchange, one step per function                                       */
@@ -122,7 +45,7 @@ static const char *find_header(const char *head, const char *name)
 static eddy_future_t *send_request(eddy_future_t *connected, void *arg)
 {
   struct request *req = arg;
-  const struct url *u = &req->url;
+  const struct http_url *u = &req->url;
   char host[300], text[3000];
   int len;
 
@@ -162,13 +85,11 @@ static eddy_future_t *read_body(eddy_future_t *head_read, void *arg)
 {
   struct request *req = arg;
   const char *head = eddy_future_value(head_read); /* NUL-terminated */
-  const char *length;
-  char *end;
   unsigned long long body_length;
-  int status, reason_at = 0;
+  size_t reason_at;
+  int status;
 
-  if (sscanf(head, "HTTP/1.%*1[01] %3d %n", &status, &reason_at) < 1 ||
-      reason_at == 0) {
+  if (http_parse_status(head, &status, &reason_at) < 0) {
     snprintf(req->failure, sizeof(req->failure), "bad response");
     return EDDY_NO_VALUE;
   }
@@ -177,13 +98,10 @@ static eddy_future_t *read_body(eddy_future_t *head_read, void *arg)
              (int)strcspn(head + reason_at, "\r\n"), head + reason_at);
     return EDDY_NO_VALUE;
   }
-  length = find_header(head, "Content-Length");
-  if (length == NULL)
+  switch (http_body_length(head, &body_length)) {
+  case 0:
     return eddy_stream_read_until_close_chunked(req->stream, write_chunk, req);
-  errno = 0;
-  body_length = strtoull(length, &end, 10);
-  if (errno != 0 || end == length || *length == '-' ||
-      (*end != '\r' && *end != ' ')) {
+  case -1:
     snprintf(req->failure, sizeof(req->failure), "bad Content-Length");
     return EDDY_NO_VALUE;
   }
@@ -279,7 +197,7 @@ int main(int argc, char **argv)
   }
   if (url == NULL)
     return usage();
-  if (parse_url(url, &req.url) < 0) {
+  if (http_parse_url(url, &req.url) < 0) {
     fprintf(stderr, "http-get: bad URL\n");
     return 2;
   }
