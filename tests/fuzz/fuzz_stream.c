@@ -3,7 +3,7 @@
  * tests/fuzz/fuzz_stream.c - the stream contract under fuzzer-chosen
  * schedules.
  *
- * Input: one flags byte (transport, limits), one byte giving the length
+ * Input: one flags byte (transport, limits, deadlines), one byte giving the length
  * of the op script, the op script, then the payload. The payload is sent
  * into an eddy stream over a socketpair or a pipe, in chunks the script
  * chooses, while the script drives every read kind, peek/consume, writes
@@ -514,6 +514,12 @@ static void run(const uint8_t *data, size_t size)
   if (flags & 8)
     opt.read_chunk_size = 7; /* many small reads */
   opt.allow_half_open = (flags >> 4) & 1;
+  /* The stream's own deadlines, short enough to pass mid-script: the
+   * stream closes with EDDY_ETIMEOUT, whatever is pending. */
+  if ((flags & 0x60) == 0x60)
+    opt.read_timeout = 1e-4;
+  else if ((flags & 0x60) == 0x40)
+    opt.idle_timeout = 1e-4;
 
   z.loop = eddy_loop_new();
   CHECK(z.loop != NULL);
