@@ -68,8 +68,8 @@ static void init(void)
   SSL_CTX_set_verify(peer_client_ctx, SSL_VERIFY_NONE, NULL);
   peer_server_ctx = SSL_CTX_new(TLS_server_method());
   CHECK(peer_server_ctx != NULL);
-  CHECK(SSL_CTX_use_certificate_chain_file(peer_server_ctx, opt.certfile =
-                                               EDDY_TEST_CERTS "/server.pem") == 1);
+  CHECK(SSL_CTX_use_certificate_chain_file(peer_server_ctx,
+                                           EDDY_TEST_CERTS "/server.pem") == 1);
   CHECK(SSL_CTX_use_PrivateKey_file(peer_server_ctx, EDDY_TEST_CERTS "/server.key",
                                     SSL_FILETYPE_PEM) == 1);
 }
