@@ -13,80 +13,14 @@
 #include <strings.h>
 
 /* ------------------------------------------------------------------------ */
-/* URL and response parsing                                                  */
+/* The request, and the response's head                                      */
 /* ------------------------------------------------------------------------ */
 
-/* http[s]://host[:port][/path], host may be [IPv6]. Returns 0 or -1. */
-static int parse_url(const char *s, struct url *u)
-{
-  const char *host, *end;
-  size_t len;
-
-  if (strncasecmp(s, "http://", 7) == 0)
-    host = s + 7;
-  else if (strncasecmp(s, "https://", 8) == 0)
-    host = s + 8, u->https = 1;
-  else
-    return -1;
-  for (const char *c = s; *c != '\0'; c++)
-    if ((unsigned char)*c <= ' ' || *c == 0x7f)
-      return -1;
-  if (*host == '[') {
-    host++;
-    end = strchr(host, ']');
-    if (end == NULL)
-      return -1;
-    len = (size_t)(end - host);
-    end++;
-  } else {
-    len = strcspn(host, ":/?#");
-    end = host + len;
-  }
-  if (len == 0 || len >= sizeof(u->host) || memchr(host, '@', len) != NULL)
-    return -1;
-  memcpy(u->host, host, len);
-  u->host[len] = '\0';
-
-  u->port = u->https ? 443 : 80;
-  if (*end == ':') {
-    char *after;
-    long port = strtol(end + 1, &after, 10);
-    if (after == end + 1 || port < 1 || port > 65535)
-      return -1;
-    u->port = (int)port;
-    end = after;
-  }
-  if (*end != '\0' && *end != '/' && *end != '?' && *end != '#')
-    return -1;
-  len = strcspn(end, "#");
-  if (len + 2 > sizeof(u->path))
-    return -1;
-  snprintf(u->path, sizeof(u->path), "%s%.*s", *end == '/' ? "" : "/",
-           (int)len, end);
-  return 0;
-}
-
-/* The value of header @name in the head @head, or NULL. */
-static const char *find_header(const char *head, const char *name)
-{
-  size_t n = strlen(name);
-
-  for (const char *line = strstr(head, "\r\n"); line != NULL;
-       line = strstr(line, "\r\n")) {
-    line += 2;
-    if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
-      const char *v = line + n + 1;
-      while (*v == ' ' || *v == '\t')
-        v++;
-      return v;
-    }
-  }
-  return NULL;
-}
+/* (The parsing itself is in http_parse.c, shared with the fuzz target.) */
 
 size_t fetch_request_text(const struct fetch *req, char *buf, size_t size)
 {
-  const struct url *u = &req->url;
+  const struct http_url *u = &req->url;
   char host[300];
   int len;
 
@@ -107,13 +41,11 @@ size_t fetch_request_text(const struct fetch *req, char *buf, size_t size)
  * -2 with req->failure set. */
 static long long check_head(struct fetch *req, const char *head)
 {
-  const char *length;
-  char *end;
   unsigned long long body_length;
-  int status, reason_at = 0;
+  size_t reason_at;
+  int status;
 
-  if (sscanf(head, "HTTP/1.%*1[01] %3d %n", &status, &reason_at) < 1 ||
-      reason_at == 0) {
+  if (http_parse_status(head, &status, &reason_at) < 0) {
     snprintf(req->failure, sizeof(req->failure), "bad response");
     return -2;
   }
@@ -122,17 +54,17 @@ static long long check_head(struct fetch *req, const char *head)
              (int)strcspn(head + reason_at, "\r\n"), head + reason_at);
     return -2;
   }
-  length = find_header(head, "Content-Length");
-  if (length == NULL)
+  switch (http_body_length(head, &body_length)) {
+  case 0:
     return -1;
-  errno = 0;
-  body_length = strtoull(length, &end, 10);
-  if (errno != 0 || end == length || *length == '-' ||
-      (*end != '\r' && *end != ' ') || body_length > (unsigned long long)LLONG_MAX) {
+  case 1:
+    if (body_length <= (unsigned long long)LLONG_MAX)
+      return (long long)body_length;
+    /* fall through: too long to be true */
+  default:
     snprintf(req->failure, sizeof(req->failure), "bad Content-Length");
     return -2;
   }
-  return (long long)body_length;
 }
 
 static void write_chunk(eddy_stream_t *s, const void *data, size_t len,
@@ -244,7 +176,7 @@ int fetch_main(int argc, char **argv, const char *name, fetch_fn exchange)
   }
   if (url == NULL)
     return usage(name);
-  if (parse_url(url, &req.url) < 0) {
+  if (http_parse_url(url, &req.url) < 0) {
     fprintf(stderr, "%s: bad URL\n", name);
     return 2;
   }

@@ -10,19 +10,14 @@
 
 #include <eddy.h>
 
+#include "http_parse.h"
+
 /** The most bytes of response head read before giving up. */
 #define FETCH_MAX_HEAD_BYTES (64 * 1024)
 
-struct url {
-  int https;
-  char host[256];
-  int port;
-  char path[2048];
-};
-
 /** One fetch, as fetch_main() hands it to the exchange. */
 struct fetch {
-  struct url url;
+  struct http_url url;
   eddy_loop_t *loop;
   const eddy_tcp_connect_options_t *connect; /* for eddy_tcp_connect() */
   eddy_stream_t *stream; /* a reference, once connected (fetch_main drops it) */

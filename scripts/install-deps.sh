@@ -6,9 +6,12 @@ set -e
 pkgs="build-essential autoconf automake libtool pkg-config libssl-dev check \
 openssl python3 curl doxygen liburing-dev"
 # --bench: the benchmark peers; --packaging: what scripts/check-packaging.sh
-# needs to build, lint and try the Debian packages.
+# needs to build, lint and try the Debian packages; --fuzz: clang, whose
+# libFuzzer make fuzz needs (large, so not by default: make check replays
+# the fuzz corpora without it).
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs libuv1-dev libevent-dev python3-tornado wrk"
 [ "${1:-}" = "--packaging" ] && pkgs="$pkgs debhelper dpkg-dev lintian man-db git"
+[ "${1:-}" = "--fuzz" ] && pkgs="$pkgs clang"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -167,6 +167,36 @@ START_TEST(test_buf_find_across_boundaries)
 }
 END_TEST
 
+/* An empty buffer has no region: its head and tail are NULL rather than
+ * NULL + 0 (undefined; clang's UBSan reports it as pointer-overflow), and
+ * every operation on it works without touching memory. read_until on a
+ * stream with nothing buffered reached this (found by tests/fuzz/stream). */
+START_TEST(test_buf_empty_has_no_region)
+{
+  struct eddy__buf b = EDDY__BUF_INIT;
+  size_t from = 0;
+
+  ck_assert_ptr_null(eddy__buf_head(&b));
+  ck_assert_ptr_null(eddy__buf_tail(&b));
+  ck_assert_uint_eq(eddy__buf_find(&b, "\r\n", 2, &from), 0);
+  ck_assert_uint_eq(from, 0);
+  ck_assert_uint_eq(eddy__buf_find(&b, "\n", 1, &from), 0);
+  char *out = eddy__buf_take(&b, 0);
+  ck_assert_ptr_nonnull(out);
+  ck_assert_str_eq(out, "");
+  free(out);
+  eddy__buf_consume(&b, 0);
+  ck_assert_int_eq(eddy__buf_prepend(&b, "", 0), 0);
+  ck_assert_ptr_null(eddy__buf_head(&b));
+  /* Emptied by consume: the region goes back, the ends are NULL again. */
+  ck_assert_int_eq(eddy__buf_append(&b, "ab", 2), 0);
+  ck_assert_ptr_nonnull(eddy__buf_head(&b));
+  eddy__buf_consume(&b, 2);
+  ck_assert_ptr_null(eddy__buf_head(&b));
+  ck_assert_uint_eq(eddy__buf_len(&b), 0);
+}
+END_TEST
+
 /* Every byte is examined once: after each miss the resume point is
  * exactly len - dlen + 1, so 4 MiB arriving in 64 KiB pieces costs one pass
  * (Tornado's test 12 guards the same thing end to end). */
@@ -1343,6 +1373,7 @@ static Suite *unit_suite(void)
   TCase *buf = tcase_create("buffer");
   tcase_add_test(buf, test_buf_find_across_boundaries);
   tcase_add_test(buf, test_buf_find_incremental);
+  tcase_add_test(buf, test_buf_empty_has_no_region);
   tcase_add_test(buf, test_buf_compact_and_take);
   tcase_add_test(buf, test_buf_region_cache);
   tcase_add_test(buf, test_buf_region_cache_thread_exit);

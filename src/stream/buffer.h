@@ -37,9 +37,12 @@ static inline size_t eddy__buf_len(const struct eddy__buf *b)
   return b->end - b->start;
 }
 
+/* An empty buffer has no region (data NULL): NULL + 0 is undefined
+ * behaviour in C (UBSan's pointer-overflow), so both ends of it are NULL
+ * then rather than computed. */
 static inline char *eddy__buf_head(const struct eddy__buf *b)
 {
-  return b->data + b->start;
+  return b->data ? b->data + b->start : NULL;
 }
 
 /* Free space after the buffered bytes. */
@@ -50,7 +53,7 @@ static inline size_t eddy__buf_room(const struct eddy__buf *b)
 
 static inline char *eddy__buf_tail(const struct eddy__buf *b)
 {
-  return b->data + b->end;
+  return b->data ? b->data + b->end : NULL;
 }
 
 /*

@@ -110,7 +110,18 @@ static size_t regex_find(eddy_stream_t *s)
   m.rm_so = 0;
   m.rm_eo = (regoff_t)len;
   s->rd.searched = len;
-  if (regexec(s->rd.re, eddy__buf_head(&s->rbuf), 1, &m, REG_STARTEND) != 0)
+  /* An empty buffer's head is NULL; regexec wants a string even for an
+   * empty range (a pattern can match the empty string). Otherwise the bytes
+   * get a NUL after them (every region has the byte past cap for it):
+   * REG_STARTEND bounds the search, but the sanitizers' regexec
+   * interceptor (LLVM before 17, gcc's libsanitizer) checks the string up
+   * to its NUL and would read past the region. */
+  const char *head = "";
+  if (len) {
+    head = eddy__buf_head(&s->rbuf);
+    *eddy__buf_tail(&s->rbuf) = '\0';
+  }
+  if (regexec(s->rd.re, head, 1, &m, REG_STARTEND) != 0)
     return (size_t)-1;
   return (size_t)m.rm_eo;
 }
