@@ -60,11 +60,12 @@ static long long check_head(struct fetch *req, const char *head)
   case 1:
     if (body_length <= (unsigned long long)LLONG_MAX)
       return (long long)body_length;
-    /* fall through: too long to be true */
+    break; /* too long to be true */
   default:
-    snprintf(req->failure, sizeof(req->failure), "bad Content-Length");
-    return -2;
+    break;
   }
+  snprintf(req->failure, sizeof(req->failure), "bad Content-Length");
+  return -2;
 }
 
 static void write_chunk(eddy_stream_t *s, const void *data, size_t len,
