@@ -450,6 +450,9 @@ static Suite *loop_suite(void)
   tc = new_tcase("io");
   loop_add_io_tests(tc);
   suite_add_tcase(s, tc);
+  tc = new_tcase("embed");
+  loop_add_embed_tests(tc);
+  suite_add_tcase(s, tc);
   tc = new_tcase("threads");
   loop_add_thread_tests(tc);
   suite_add_tcase(s, tc);

@@ -136,6 +136,69 @@ EDDY_API void eddy_loop_update_time(eddy_loop_t *loop);
 EDDY_API int eddy_loop_after_fork(eddy_loop_t *loop);
 
 /* ------------------------------------------------------------------------ */
+/* Embedding in another main loop                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A program that already has a main loop (GLib, Qt, libuv, a game loop)
+ * drives eddy from it instead of calling eddy_loop_run(): it watches
+ * eddy_loop_backend_fd() for readability, wakes up no later than
+ * eddy_loop_next_timeout() says, and then calls eddy_loop_run_once(loop, 0).
+ * examples/glib-echo.c does this with a GSource; docs/design.md,
+ * "Embedding", explains why these three are enough.
+ */
+
+/**
+ * A descriptor that becomes readable when the loop has I/O to handle: the
+ * epoll descriptor, which holds every fd the loop watches (the cross-thread
+ * wakeup and signals included). It is the loop's: poll it, never read,
+ * close or change it. Level-triggered: it stays readable until
+ * eddy_loop_run_once() has handled the events. Timers and deferred work do
+ * not make it readable: ask eddy_loop_next_timeout() for those.
+ *
+ * A fork()ed child gets a new descriptor (eddy_loop_after_fork()): ask
+ * again after forking.
+ *
+ * @return the descriptor; -ENOTSUP on the poll backend, which has no
+ *         single descriptor to offer (its fds are handed to poll(2) on each
+ *         call: embed an epoll loop, the default on Linux); -EINVAL for a
+ *         NULL loop.
+ */
+EDDY_API int eddy_loop_backend_fd(const eddy_loop_t *loop);
+
+/**
+ * Runs one iteration of the loop (see docs/design.md, "The loop"): due
+ * timers, call_soon callbacks, deferred future callbacks, then a poll for
+ * I/O that waits at most @p timeout seconds, and the handlers of what it
+ * found. The poll returns earlier when a timer falls due or work is
+ * queued; @p timeout 0 means no wait at all (what an embedding program
+ * passes once its own loop saw the backend fd readable or the timeout
+ * expire), a negative @p timeout waits as eddy_loop_run() would.
+ *
+ * Interest changes the handlers made are sent to the kernel before it
+ * returns, so the backend fd reflects them at once.
+ *
+ * @return 0; a negative error if the backend failed; EDDY_EUSAGE for a
+ *         NULL loop, a NaN timeout, or a call from inside the loop (a
+ *         callback of this loop, or while eddy_loop_run() runs).
+ */
+EDDY_API int eddy_loop_run_once(eddy_loop_t *loop, double timeout);
+
+/**
+ * How long the loop can be left alone: 0 when work is queued (call_soon
+ * callbacks, deferred future callbacks, a timer already due, fd interest
+ * changed from outside the loop's callbacks that has not reached the kernel
+ * yet, so that the backend fd cannot miss it), the seconds
+ * until the next timer otherwise, or -1 when no timer is running (only I/O,
+ * which makes the backend fd readable, can then give it work). Computed
+ * from the clock now, not from the loop's cached time. Work queued by
+ * eddy_loop_call_soon_threadsafe() wakes the backend fd instead.
+ *
+ * @return seconds (>= 0), or -1; -1 for a NULL loop.
+ */
+EDDY_API double eddy_loop_next_timeout(const eddy_loop_t *loop);
+
+/* ------------------------------------------------------------------------ */
 /* Deferred callbacks                                                        */
 /* ------------------------------------------------------------------------ */
 

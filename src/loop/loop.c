@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -269,7 +270,8 @@ static int poll_timeout(eddy_loop_t *loop)
   return wait > INT_MAX ? INT_MAX : (int)wait;
 }
 
-static int iterate(eddy_loop_t *loop)
+/* @max_ms caps the poll's wait (-1: no cap), for eddy_loop_run_once(). */
+static int iterate(eddy_loop_t *loop, int max_ms)
 {
   int rc, timeout;
 
@@ -280,6 +282,8 @@ static int iterate(eddy_loop_t *loop)
   eddy__loop_run_deferred(loop);
   eddy__io_apply(loop);
   timeout = poll_timeout(loop);
+  if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
+    timeout = max_ms;
   rc = loop->backend->wait(loop, timeout);
   loop->now = clock_ns();
   if (rc < 0) {
@@ -328,7 +332,7 @@ int eddy_loop_run(eddy_loop_t *loop)
   if ((rc = loop_enter(loop)) < 0)
     return rc;
   do
-    rc = iterate(loop);
+    rc = iterate(loop, -1);
   while (rc == 0 && !loop->stop);
   loop_leave(loop);
   return rc;
@@ -366,7 +370,7 @@ int eddy_loop_run_until(eddy_loop_t *loop, eddy_future_t *future, double timeout
   if (timeout > 0)
     eddy_timer_start(&timer, timeout, 0);
   for (;;) {
-    rc = iterate(loop);
+    rc = iterate(loop, -1);
     if (rc < 0 || eddy_future_done(future))
       break;
     if (u.expired) {
@@ -385,6 +389,60 @@ int eddy_loop_run_until(eddy_loop_t *loop, eddy_future_t *future, double timeout
   eddy__timer_deinit(&timer);
   loop_leave(loop);
   return rc;
+}
+
+/* ---- embedding ---------------------------------------------------------- */
+
+int eddy_loop_backend_fd(const eddy_loop_t *loop)
+{
+  if (loop == NULL)
+    return -EINVAL;
+  /* poll() has no kernel object that stands for the whole fd set; making
+   * one (an epoll set mirroring the pollfd array) would be the epoll
+   * backend again. */
+  if (loop->backend == &eddy__backend_poll)
+    return -ENOTSUP;
+  return loop->epfd;
+}
+
+int eddy_loop_run_once(eddy_loop_t *loop, double timeout)
+{
+  int rc, max_ms;
+
+  if (loop == NULL || isnan(timeout))
+    return EDDY_EUSAGE;
+  if (timeout < 0)
+    max_ms = -1;
+  else if (timeout * 1000.0 >= (double)INT_MAX)
+    max_ms = INT_MAX;
+  else if ((max_ms = (int)(timeout * 1000.0)) < timeout * 1000.0)
+    max_ms++; /* round up: a 0.1 ms cap must not turn into a busy poll */
+  if ((rc = loop_enter(loop)) < 0)
+    return rc;
+  rc = iterate(loop, max_ms);
+  /* The handlers that just ran may have asked for new interest (a stream
+   * accepted, a write that could not finish): the host loop polls the
+   * backend fd next, which only knows what has reached the kernel. */
+  if (rc == 0)
+    eddy__io_apply(loop);
+  loop_leave(loop);
+  return rc;
+}
+
+double eddy_loop_next_timeout(const eddy_loop_t *loop)
+{
+  int64_t next, now;
+
+  if (loop == NULL)
+    return -1;
+  if (loop->nonblock || loop->shead != NULL || loop->dhead != NULL ||
+      loop->nfired > 0 || loop->nchanges > 0 || !eddy_list_empty(&loop->due))
+    return 0;
+  next = eddy__timers_next(loop);
+  if (next < 0)
+    return -1;
+  now = clock_ns();
+  return next <= now ? 0 : (double)(next - now) / 1e9;
 }
 
 int eddy_loop_after_fork(eddy_loop_t *loop)
