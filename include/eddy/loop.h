@@ -77,8 +77,11 @@ EDDY_API const char *eddy_loop_backend_name(const eddy_loop_t *loop);
  * them), the thread pool is joined. Futures that still reference the loop
  * must have been released first: a future outliving its loop is a bug.
  * So that released chains do not leak, the futures the loop still owes
- * (pool jobs, wait_signal) are cancelled, and future callbacks already
- * queued run before the loop goes. NULL is allowed and does nothing.
+ * (pool jobs, wait_signal, pending eddy_sleep() and eddy_with_timeout()
+ * futures) are cancelled, sleeps and timeouts settled by hand are released
+ * from their timers, and future callbacks already queued (including the
+ * ones these cancellations queue) run before the loop goes. NULL is
+ * allowed and does nothing.
  */
 EDDY_API void eddy_loop_free(eddy_loop_t *loop);
 

@@ -126,9 +126,13 @@ static void drain_deferred(eddy_loop_t *loop)
   }
 }
 
+/* Rounds of "cancel the timers' futures, run what that queued". */
+#define FREE_ABANDON_ROUNDS 8
+
 void eddy_loop_free(eddy_loop_t *loop)
 {
   struct eddy__soon *s, *next;
+  int rounds;
 
   if (loop == NULL)
     return;
@@ -147,6 +151,11 @@ void eddy_loop_free(eddy_loop_t *loop)
   eddy__signals_fini(loop);
   eddy__wakeup_drop(loop);
   drain_deferred(loop);
+  /* Sleeps and timeouts next: their timers hold the futures. A chain told
+   * of the cancellation may start more of them: a few rounds, bounded. */
+  for (rounds = 0; rounds < FREE_ABANDON_ROUNDS && eddy__timers_abandon(loop) > 0;
+       rounds++)
+    drain_deferred(loop);
   eddy__wakeup_fini(loop);
   eddy__timers_fini(loop);
   for (s = loop->shead; s != NULL; s = next) {

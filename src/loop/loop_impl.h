@@ -97,6 +97,7 @@ struct eddy_timer {
   unsigned char state;
   unsigned char oneshot;     /* call_later: frees itself after running */
   unsigned char listed;      /* on loop->timers */
+  unsigned char owns_future; /* arg is a future eddy_loop_free() releases */
 };
 
 struct eddy__sigs;
@@ -176,6 +177,9 @@ void eddy__timer_deinit(eddy_timer_t *t);
 void eddy__timers_run(eddy_loop_t *loop);
 int64_t eddy__timers_next(const eddy_loop_t *loop); /* deadline, or -1 */
 void eddy__timers_fini(eddy_loop_t *loop);
+/* eddy_loop_free(): hands every timer that keeps a future alive to
+ * eddy__future_abandon_timer(). @return how many there were. */
+size_t eddy__timers_abandon(eddy_loop_t *loop);
 int64_t eddy__seconds_to_ns(double s);
 
 /* wakeup.c */

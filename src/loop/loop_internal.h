@@ -25,6 +25,22 @@ struct eddy__task {
  */
 void eddy__loop_defer(eddy_loop_t *loop, struct eddy__task *task);
 
+/*
+ * Marks @t (from eddy_timer_new(), its arg a future) as keeping that future
+ * alive: eddy_loop_free() then passes the future to
+ * eddy__future_abandon_timer() instead of just freeing the timer, which
+ * would leak the future and whatever chain waits on it.
+ */
+void eddy__timer_owns_future(eddy_timer_t *t);
+
+/*
+ * Defined with sleep and with_timeout (src/future/combinators.c): settles
+ * or unblocks @f, the future a marked timer keeps alive, so that the
+ * timer is freed and the future released once the deferred tasks this
+ * queues have run.
+ */
+void eddy__future_abandon_timer(eddy_future_t *f);
+
 /* Logs through the loop's logger (same as eddy_loop_log()). */
 void eddy__log(eddy_loop_t *loop, eddy_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
