@@ -413,7 +413,8 @@ typedef enum eddy_log_level {
   EDDY_LOG_DEBUG = 10,
   EDDY_LOG_INFO = 20,
   EDDY_LOG_WARNING = 30,
-  EDDY_LOG_ERROR = 40
+  EDDY_LOG_ERROR = 40,
+  EDDY_LOG_NONE = 50 /**< a threshold only: nothing is logged at it */
 } eddy_log_level_t;
 
 /** Receives one formatted message, without a trailing newline. */
@@ -422,12 +423,30 @@ typedef void (*eddy_log_fn)(eddy_log_level_t level, const char *message,
 
 /**
  * Sends the loop's log messages (and those of every stream and server on
- * it) to @p fn. NULL restores the default: messages at WARNING and above
- * to stderr, prefixed "eddy: ". The level threshold applies to the default
- * handler only; a custom handler sees every message.
+ * it) to @p fn. NULL restores the default: messages at the loop's
+ * threshold and above (WARNING unless EDDY_LOG or eddy_loop_set_log_level()
+ * says otherwise) to stderr, prefixed "eddy: ". The threshold applies to
+ * the default handler only; a custom handler sees every message.
  */
 EDDY_API void eddy_loop_set_logger(eddy_loop_t *loop, eddy_log_fn fn,
                                    void *arg);
+
+/**
+ * Sets the default logger's threshold: it prints messages at @p level and
+ * above, nothing with EDDY_LOG_NONE. A custom logger (set_logger) keeps
+ * seeing every message, and stays installed. A new loop takes its
+ * threshold from the environment variable EDDY_LOG ("debug", "info",
+ * "warning", "error" or "none"; another value is reported on stderr and
+ * ignored), else WARNING.
+ *
+ * @return 0; -EINVAL for a NULL loop or a level that is none of
+ *         eddy_log_level_t's values.
+ */
+EDDY_API int eddy_loop_set_log_level(eddy_loop_t *loop, eddy_log_level_t level);
+
+/** The default logger's threshold (see eddy_loop_set_log_level());
+ *  WARNING for a NULL loop. */
+EDDY_API eddy_log_level_t eddy_loop_log_level(const eddy_loop_t *loop);
 
 /** Logs a printf-style message through the loop's logger. */
 EDDY_API void eddy_loop_log(eddy_loop_t *loop, eddy_log_level_t level,

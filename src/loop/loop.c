@@ -85,6 +85,7 @@ eddy_loop_t *eddy_loop_new_with_backend(eddy_backend_t backend)
   loop->now = clock_ns();
   loop->dtail = &loop->dhead;
   loop->stail = &loop->shead;
+  loop->log_level = eddy__log_level_from_env();
   eddy_list_init(&loop->timers);
   eddy_list_init(&loop->due);
   eddy__io_init(loop);

@@ -153,6 +153,7 @@ struct eddy_loop {
 
   eddy_log_fn logfn;
   void *logarg;
+  int log_level; /* the default logger's threshold */
 };
 
 /* loop.c */
@@ -197,6 +198,9 @@ int eddy__signals_after_fork(eddy_loop_t *loop);
 /* threadpool.c */
 void eddy__pool_fini(eddy_loop_t *loop);
 int eddy__pool_after_fork(eddy_loop_t *loop);
+
+/* log.c: the threshold EDDY_LOG asks for (WARNING without it). */
+int eddy__log_level_from_env(void);
 
 /* Sets FD_CLOEXEC and O_NONBLOCK where pipe2() is missing. */
 int eddy__pipe(int fds[2]);
