@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdarg.h>
+#include <stdio.h>
 
 #include "error.h"
 
@@ -452,6 +453,123 @@ EDDY_API eddy_log_level_t eddy_loop_log_level(const eddy_loop_t *loop);
 EDDY_API void eddy_loop_log(eddy_loop_t *loop, eddy_log_level_t level,
                             const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------------ */
+/* Introspection: what keeps a loop busy                                     */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Frees the loop if nothing lives on it any more, as uv_loop_close() does:
+ * no future of the loop is alive (pending or not: a future must not
+ * outlive its loop), no stream or server is (freed, not only closed), no
+ * timer is started (a pending eddy_sleep() counts), no fd handler added
+ * with eddy_loop_add_handler() remains and no call_soon callback is queued.
+ * Otherwise the loop is left as it was: run it until its work is done, or
+ * see what remains with eddy_loop_walk() / eddy_loop_dump().
+ *
+ * @return 0 (the loop is freed); -EBUSY; -EINVAL for a NULL loop;
+ *         EDDY_EUSAGE while the loop runs.
+ */
+EDDY_API int eddy_loop_close(eddy_loop_t *loop);
+
+/** What eddy_loop_walk() found. */
+typedef enum eddy_loop_object_kind {
+  EDDY_OBJECT_STREAM = 1,  /**< object: eddy_stream_t * */
+  EDDY_OBJECT_SERVER = 2,  /**< object: eddy_tcp_server_t * */
+  EDDY_OBJECT_FUTURE = 3,  /**< object: eddy_future_t * (debug mode only) */
+  EDDY_OBJECT_TIMER = 4,   /**< object: eddy_timer_t *, a started timer */
+  EDDY_OBJECT_HANDLER = 5  /**< object: the arg of eddy_loop_add_handler() */
+} eddy_loop_object_kind_t;
+
+/**
+ * One live object, as eddy_loop_walk() reports it. Filled by the library
+ * and valid during the callback only; later versions may append fields.
+ */
+typedef struct eddy_loop_object {
+  eddy_loop_object_kind_t kind;
+  void *object;      /**< see eddy_loop_object_kind_t; borrowed */
+  int fd;            /**< the descriptor (streams, handlers), else -1 */
+  const char *state; /**< "pending", "resolved", "watched", "started", ... */
+  /** Where it was made (futures in debug mode, else NULL and 0): the
+   *  call of the eddy function, file and line of the caller. */
+  const char *file;
+  int line;
+  const char *func;
+  unsigned refs;     /**< references held (futures), else 0 */
+} eddy_loop_object_t;
+
+/** Called for each object; return non-zero to stop the walk. */
+typedef int (*eddy_walk_fn)(const eddy_loop_object_t *obj, void *arg);
+
+/**
+ * Visits the live objects of the loop: every server; every stream the loop
+ * watches (each stream with an operation pending, and idle ones waiting
+ * for the peer's close: a stream nobody uses yet has nothing to watch);
+ * every started timer; every fd handler the application added; and, in
+ * debug mode (eddy_loop_set_debug()), every live future with where it was
+ * made. In normal mode futures are only counted, at no cost per future:
+ * eddy_loop_close() knows whether any remain, the walk cannot list them.
+ * @p fn must not add or remove objects of the loop.
+ *
+ * @return how many objects were visited; -EINVAL for a NULL loop or fn.
+ */
+EDDY_API int eddy_loop_walk(eddy_loop_t *loop, eddy_walk_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Debug mode                                                                */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Turns debug mode on or off (asyncio's debug mode). A new loop starts in
+ * it when the environment has EDDY_DEBUG set to anything but "" or "0".
+ * In debug mode:
+ *   - every future made from then on is recorded with where it was made:
+ *     the file, line and function of the eddy call that made it, through
+ *     the macros of eddy/future.h (eddy_then(), eddy_sleep(), ...; futures
+ *     made inside eddy, such as a stream read's, are recorded without a
+ *     place);
+ *   - a future that is freed rejected while nobody observed the rejection
+ *     (no then/catch/finally, add_done, combinator or with_timeout waited
+ *     on it, no eddy_future_error(), _cause() or _message() read it) logs
+ *     a warning: "rejection never observed: EDDY_ETIMEOUT timed out
+ *     (created at app.c:42 in start)" (with " (cause E...)" when it has
+ *     one). Cancellations are not reported;
+ *   - a callback that runs longer than the slow-callback threshold (100 ms,
+ *     see eddy_loop_set_slow_callback()) logs "slow callback: ... took
+ *     N ms (registered at ...)"; for a future's callback, the place is
+ *     where the chaining call was made;
+ *   - eddy_loop_free() with futures or streams still alive logs how many,
+ *     then one line per future (state, references, where made) and per
+ *     watched stream;
+ *   - eddy_loop_walk() and eddy_loop_dump() list live futures too.
+ * Warnings go through the loop's logger. Normal mode stores nothing per
+ * future. Turning debug mode off forgets the records.
+ *
+ * @return 0; -EINVAL for a NULL loop; -ENOMEM.
+ */
+EDDY_API int eddy_loop_set_debug(eddy_loop_t *loop, int on);
+
+/** Non-zero if the loop is in debug mode; 0 for NULL. */
+EDDY_API int eddy_loop_debug(const eddy_loop_t *loop);
+
+/**
+ * Sets the threshold above which debug mode reports a callback as slow
+ * (default 0.1 s); kept whether or not debug mode is on.
+ *
+ * @return 0; -EINVAL for a NULL loop, a negative or NaN duration.
+ */
+EDDY_API int eddy_loop_set_slow_callback(eddy_loop_t *loop, double seconds);
+
+/**
+ * Writes a line per object eddy_loop_walk() finds to @p out, then a
+ * summary line with the counts of live futures and streams, e.g.
+ *   "future 0x55d0c0 pending refs 1 (created at app.c:42 in start)"
+ *   "stream 0x55d1a0 fd 7 watched"
+ *   "eddy loop: 3 futures, 1 stream, 0 servers alive"
+ *
+ * @return the number of objects listed; -EINVAL for a NULL loop or file.
+ */
+EDDY_API int eddy_loop_dump(eddy_loop_t *loop, FILE *out);
 
 #ifdef __cplusplus
 }

@@ -86,6 +86,7 @@ eddy_loop_t *eddy_loop_new_with_backend(eddy_backend_t backend)
   loop->dtail = &loop->dhead;
   loop->stail = &loop->shead;
   loop->log_level = eddy__log_level_from_env();
+  eddy__debug_init(loop);
   eddy_list_init(&loop->timers);
   eddy_list_init(&loop->due);
   eddy__io_init(loop);
@@ -157,6 +158,7 @@ void eddy_loop_free(eddy_loop_t *loop)
   for (rounds = 0; rounds < FREE_ABANDON_ROUNDS && eddy__timers_abandon(loop) > 0;
        rounds++)
     drain_deferred(loop);
+  eddy__debug_fini(loop);
   eddy__wakeup_fini(loop);
   eddy__timers_fini(loop);
   for (s = loop->shead; s != NULL; s = next) {
@@ -210,7 +212,13 @@ void eddy__loop_run_deferred(eddy_loop_t *loop)
     if (loop->dhead == NULL)
       loop->dtail = &loop->dhead;
     t->next = NULL;
-    t->run(t);
+    if (loop->head.debug) {
+      int64_t t0 = eddy__debug_clock();
+      t->run(t);
+      eddy__debug_slow(loop, t0, "a deferred task (a future's callback)", t);
+    } else {
+      t->run(t);
+    }
   }
 }
 
@@ -256,7 +264,13 @@ static void run_soon(eddy_loop_t *loop)
     } else {
       free(s);
     }
-    cb(arg);
+    if (loop->head.debug) {
+      int64_t t0 = eddy__debug_clock();
+      cb(arg);
+      eddy__debug_slow(loop, t0, "a call_soon callback", NULL);
+    } else {
+      cb(arg);
+    }
   }
 }
 

@@ -34,6 +34,7 @@ struct eddy__slot {
   unsigned char active;
   unsigned char kreg;   /* registered with the kernel */
   unsigned char queued; /* in loop->changes */
+  unsigned char kind;   /* enum eddy__fd_kind (fills what was padding) */
   int bidx;             /* the poll backend's index, or -1 */
 };
 
@@ -103,7 +104,10 @@ struct eddy_timer {
 struct eddy__sigs;
 struct eddy__pool;
 
+struct eddy__debug;
+
 struct eddy_loop {
+  struct eddy__loop_head head; /* first: see loop_internal.h */
   const struct eddy__backend *backend;
   int64_t now; /* ns on CLOCK_MONOTONIC, sampled once per iteration */
   pid_t pid;
@@ -154,7 +158,13 @@ struct eddy_loop {
   eddy_log_fn logfn;
   void *logarg;
   int log_level; /* the default logger's threshold */
+
+  struct eddy__debug *dbg; /* debug mode's side tables (debug.c), or NULL */
+  int64_t slow_ns;         /* debug mode's slow-callback threshold */
 };
+
+/* The default slow-callback threshold, asyncio's slow_callback_duration. */
+#define EDDY__SLOW_DEFAULT_NS (100 * 1000000LL)
 
 /* loop.c */
 void eddy__loop_run_deferred(eddy_loop_t *loop);
@@ -201,6 +211,17 @@ int eddy__pool_after_fork(eddy_loop_t *loop);
 
 /* log.c: the threshold EDDY_LOG asks for (WARNING without it). */
 int eddy__log_level_from_env(void);
+
+/* debug.c */
+/* Sets up introspection; debug mode if EDDY_DEBUG asks for it. */
+void eddy__debug_init(eddy_loop_t *loop);
+/* At eddy_loop_free(): in debug mode, lists what is still alive. */
+void eddy__debug_fini(eddy_loop_t *loop);
+int64_t eddy__debug_clock(void);
+/* In debug mode: logs a callback that ran since @t0 longer than the
+ * threshold; @key, if it is a future (its task), tells where it was made. */
+void eddy__debug_slow(eddy_loop_t *loop, int64_t t0, const char *what,
+                      const void *key);
 
 /* Sets FD_CLOEXEC and O_NONBLOCK where pipe2() is missing. */
 int eddy__pipe(int fds[2]);

@@ -206,7 +206,13 @@ void eddy__timers_run(eddy_loop_t *loop)
       timer_arm(t, next_tick(t->hn.key, t->repeat, loop->now));
     else if (t->oneshot)
       eddy_timer_free(t);
-    cb(arg);
+    if (loop->head.debug) {
+      int64_t t0 = eddy__debug_clock();
+      cb(arg);
+      eddy__debug_slow(loop, t0, "a timer callback", NULL);
+    } else {
+      cb(arg);
+    }
   }
 }
 

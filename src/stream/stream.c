@@ -118,6 +118,7 @@ eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
   s->loop = loop;
   s->fd = fd;
   s->refs = 1;
+  eddy__head(loop)->nstreams++;
   s->state = fd < 0 ? EDDY__ST_UNCONNECTED : EDDY__ST_OPEN;
   s->is_pipe = is_pipe ? 1 : 0;
   s->can_read = s->can_write = 1;
@@ -181,6 +182,7 @@ static void stream_free(eddy_stream_t *s)
   free(s->error_msg);
   if (s->opt != &default_options)
     free((void *)s->opt);
+  eddy__head(s->loop)->nstreams--;
   free(s);
 }
 
