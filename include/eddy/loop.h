@@ -80,8 +80,13 @@ EDDY_API const char *eddy_loop_backend_name(const eddy_loop_t *loop);
  * So that released chains do not leak, the futures the loop still owes
  * (pool jobs, wait_signal, pending eddy_sleep() and eddy_with_timeout()
  * futures) are cancelled, sleeps and timeouts settled by hand are released
- * from their timers, and future callbacks already queued (including the
- * ones these cancellations queue) run before the loop goes. NULL is
+ * from their timers, streams the loop still watches (an operation pending,
+ * a connect in progress, or idle and waiting for the peer's close) are
+ * closed, so their operations fail with EDDY_ECLOSED (cause
+ * EDDY_ECANCELLED), and future callbacks already queued (including the
+ * ones all this queues) run before the loop goes. A stream the caller
+ * still holds must not be used afterwards. In debug mode
+ * (eddy_loop_set_debug()) what is still alive then is logged. NULL is
  * allowed and does nothing.
  */
 EDDY_API void eddy_loop_free(eddy_loop_t *loop);

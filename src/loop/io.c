@@ -116,6 +116,24 @@ int eddy_loop_add_handler(eddy_loop_t *loop, int fd, unsigned events,
   return 0;
 }
 
+size_t eddy__io_close_streams(eddy_loop_t *loop)
+{
+  size_t n = 0;
+  int fd;
+
+  if (loop->head.close_stream == NULL)
+    return 0;
+  /* By index: closing removes the stream's handler, maybe others'. */
+  for (fd = 0; fd < loop->nslots; fd++) {
+    struct eddy__slot *s = &loop->slots[fd];
+    if (s->active && s->kind == EDDY__FD_STREAM) {
+      loop->head.close_stream(s->arg);
+      n++;
+    }
+  }
+  return n;
+}
+
 void eddy__loop_set_fd_kind(eddy_loop_t *loop, int fd, enum eddy__fd_kind kind)
 {
   struct eddy__slot *s = io_slot(loop, fd);

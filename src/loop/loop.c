@@ -153,11 +153,17 @@ void eddy_loop_free(eddy_loop_t *loop)
   eddy__signals_fini(loop);
   eddy__wakeup_drop(loop);
   drain_deferred(loop);
-  /* Sleeps and timeouts next: their timers hold the futures. A chain told
-   * of the cancellation may start more of them: a few rounds, bounded. */
-  for (rounds = 0; rounds < FREE_ABANDON_ROUNDS && eddy__timers_abandon(loop) > 0;
-       rounds++)
+  /* Then the streams still watched (an operation pending: the stream holds
+   * itself) and sleeps and timeouts (their timers hold the futures). A
+   * chain told of it may start more (a connect its next attempt): a few
+   * rounds, bounded. */
+  for (rounds = 0; rounds < FREE_ABANDON_ROUNDS; rounds++) {
+    size_t n = eddy__io_close_streams(loop);
+    n += eddy__timers_abandon(loop);
+    if (n == 0)
+      break;
     drain_deferred(loop);
+  }
   eddy__debug_fini(loop);
   eddy__wakeup_fini(loop);
   eddy__timers_fini(loop);

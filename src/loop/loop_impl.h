@@ -180,6 +180,8 @@ void eddy__io_fire(eddy_loop_t *loop, int fd, unsigned events);
 void eddy__io_apply(eddy_loop_t *loop);
 void eddy__io_dispatch(eddy_loop_t *loop);
 void eddy__io_forget_kernel(eddy_loop_t *loop);
+/* eddy_loop_free(): closes every stream the loop still watches. */
+size_t eddy__io_close_streams(eddy_loop_t *loop); /* @return how many */
 
 /* timer.c */
 int eddy__timer_init(eddy_timer_t *t, eddy_loop_t *loop, eddy_callback_fn cb,

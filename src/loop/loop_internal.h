@@ -22,6 +22,9 @@ struct eddy__loop_head {
   size_t nstreams;      /* streams alive (closed or not, until freed) */
   struct eddy_list objs; /* struct eddy__loop_obj: the servers */
   unsigned char debug;  /* eddy_loop_set_debug() */
+  /* Set by the stream layer when it makes a stream on this loop:
+   * eddy_loop_free() closes each stream it still watches with it. */
+  void (*close_stream)(void *stream);
 };
 
 static inline struct eddy__loop_head *eddy__head(eddy_loop_t *loop)
