@@ -434,7 +434,7 @@ END_TEST
 
 /* Kept reachable on purpose: they outlive the loop, which is the bug the
  * listing reports (a leak checker would otherwise report them too). */
-static eddy_future_t *kept_future;
+static eddy_future_t *volatile kept_future;
 
 START_TEST(test_free_lists_live)
 {

@@ -409,47 +409,61 @@ EDDY_API eddy_future_t *eddy_repeat(eddy_step_fn step, void *arg);
  * is not stored. Define EDDY_NO_SITE_MACROS before including eddy.h to
  * call the plain functions (whose symbols stay exported).
  */
+/** eddy_future_new() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_future_new_at(const char *file, int line,
                                            const char *func, eddy_loop_t *loop);
+/** eddy_future_resolved() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_future_resolved_at(const char *file, int line,
                                                 const char *func,
                                                 eddy_loop_t *loop, void *value,
                                                 eddy_free_fn value_free);
+/** eddy_future_rejected() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_future_rejected_at(const char *file, int line,
                                                 const char *func,
                                                 eddy_loop_t *loop, int code,
                                                 const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/** eddy_then() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_then_at(const char *file, int line,
                                      const char *func, eddy_future_t *f,
                                      eddy_then_fn fn, void *arg);
+/** eddy_then_ok() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_then_ok_at(const char *file, int line,
                                         const char *func, eddy_future_t *f,
                                         eddy_then_fn fn, void *arg);
+/** eddy_catch() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_catch_at(const char *file, int line,
                                       const char *func, eddy_future_t *f,
                                       eddy_then_fn fn, void *arg);
+/** eddy_finally() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_finally_at(const char *file, int line,
                                         const char *func, eddy_future_t *f,
                                         eddy_callback_fn fn, void *arg);
+/** eddy_all() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_all_at(const char *file, int line,
                                     const char *func, eddy_loop_t *loop,
                                     eddy_future_t **futures, size_t n);
+/** eddy_all_settled() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_all_settled_at(const char *file, int line,
                                             const char *func, eddy_loop_t *loop,
                                             eddy_future_t **futures, size_t n);
+/** eddy_any() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_any_at(const char *file, int line,
                                     const char *func, eddy_loop_t *loop,
                                     eddy_future_t **futures, size_t n);
+/** eddy_race() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_race_at(const char *file, int line,
                                      const char *func, eddy_loop_t *loop,
                                      eddy_future_t **futures, size_t n);
+/** eddy_with_timeout() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_with_timeout_at(const char *file, int line,
                                              const char *func, eddy_future_t *f,
                                              double seconds);
+/** eddy_sleep() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_sleep_at(const char *file, int line,
                                       const char *func, eddy_loop_t *loop,
                                       double seconds);
+/** eddy_repeat() with the caller's place (see above). */
 EDDY_API eddy_future_t *eddy_repeat_at(const char *file, int line,
                                        const char *func, eddy_step_fn step,
                                        void *arg);

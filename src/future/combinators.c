@@ -333,15 +333,17 @@ eddy_future_t *eddy_sleep(eddy_loop_t *loop, double seconds)
 
 void eddy__future_abandon_timer(eddy_future_t *r)
 {
+  /* Cancelling borrows: the timer's reference may be the last one, and the
+   * sleep's hook drops it before cancel() is done with r. */
+  eddy_future_ref(r);
   if (r->kind == EDDY__TIMEOUT) {
     /* Pending: the hook frees the timer and the cancel reaches the input.
      * Settled by hand: r's task, which frees the timer, still waits on the
      * input; cancelling that queues it (or it is queued already). */
     if (eddy_future_cancel(r) == EDDY_ESETTLED && r->upstream != NULL)
       eddy_future_cancel(r->upstream);
-    return;
+  } else if (eddy_future_cancel(r) == EDDY_ESETTLED) {
+    sleep_fired(r); /* a sleep settled by hand: its timer's reference */
   }
-  /* A sleep. Settled by hand, its timer still holds a reference. */
-  if (eddy_future_cancel(r) == EDDY_ESETTLED)
-    sleep_fired(r);
+  eddy_future_unref(r);
 }
