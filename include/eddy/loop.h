@@ -168,10 +168,11 @@ EDDY_API int eddy_loop_after_fork(eddy_loop_t *loop);
  * A fork()ed child gets a new descriptor (eddy_loop_after_fork()): ask
  * again after forking.
  *
- * @return the descriptor; -ENOTSUP on the poll backend, which has no
+ * @return the descriptor; -ENOTSUP on any backend but epoll: poll has no
  *         single descriptor to offer (its fds are handed to poll(2) on each
- *         call: embed an epoll loop, the default on Linux); -EINVAL for a
- *         NULL loop.
+ *         call); embed an epoll loop, the default on Linux, or ask for one
+ *         with eddy_loop_new_with_backend(EDDY_BACKEND_EPOLL); -EINVAL for
+ *         a NULL loop.
  */
 EDDY_API int eddy_loop_backend_fd(const eddy_loop_t *loop);
 

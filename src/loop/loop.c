@@ -427,12 +427,15 @@ int eddy_loop_backend_fd(const eddy_loop_t *loop)
 {
   if (loop == NULL)
     return -EINVAL;
+#ifdef EDDY_HAVE_EPOLL
+  if (loop->backend == &eddy__backend_epoll)
+    return loop->epfd;
+#endif
   /* poll() has no kernel object that stands for the whole fd set; making
    * one (an epoll set mirroring the pollfd array) would be the epoll
-   * backend again. */
-  if (loop->backend == &eddy__backend_poll)
-    return -ENOTSUP;
-  return loop->epfd;
+   * backend again. Any other backend must say what its descriptor means
+   * before it is handed out here. */
+  return -ENOTSUP;
 }
 
 int eddy_loop_run_once(eddy_loop_t *loop, double timeout)
