@@ -4,7 +4,7 @@
 # what is already there. Run as root or with sudo available.
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libssl-dev check \
-openssl python3 curl doxygen libglib2.0-dev"
+openssl python3 curl doxygen liburing-dev libglib2.0-dev"
 # --bench: the benchmark peers; --packaging: what scripts/check-packaging.sh
 # needs to build, lint and try the Debian packages.
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs libuv1-dev libevent-dev python3-tornado wrk"

@@ -217,6 +217,9 @@ s.sendall(b'still here\n')
 assert s.recv(100) == b'still here\n'
 s.close()
 " || fail "python ssl client against echo-server --certfile"
+  # The client's close_notify ends its side; every line still comes back.
+  timeout 30 python3 "${srcdir:-.}/tests/tls_half_close.py" "$port" "$certs" ||
+    fail "TLS client ending its side with close_notify"
   stop echo_tls
 fi
 

@@ -18,6 +18,7 @@
 #endif
 
 #include <eddy.h>
+#include "test_backend.h"
 
 static eddy_loop_t *L;
 
@@ -1678,9 +1679,8 @@ int main(void)
   SRunner *sr;
   int failed;
 
-#ifdef EDDY_TEST_BACKEND
-  setenv("EDDY_BACKEND", EDDY_TEST_BACKEND, 1);
-#endif
+  if (test_select_backend() != 0)
+    return 77;
   sr = srunner_create(future_suite());
   srunner_run_all(sr, CK_NORMAL);
   failed = srunner_ntests_failed(sr);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "test_loop.h"
+#include "test_backend.h"
 
 eddy_loop_t *new_loop(void)
 {
@@ -555,9 +556,8 @@ int main(void)
   SRunner *sr;
   int failed;
 
-#ifdef EDDY_TEST_BACKEND
-  setenv("EDDY_BACKEND", EDDY_TEST_BACKEND, 1);
-#endif
+  if (test_select_backend() != 0)
+    return 77;
   sr = srunner_create(loop_suite());
   srunner_run_all(sr, CK_NORMAL);
   failed = srunner_ntests_failed(sr);

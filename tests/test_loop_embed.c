@@ -3,18 +3,20 @@
  * The loop suite, embedding: eddy_loop_backend_fd(), eddy_loop_run_once()
  * and eddy_loop_next_timeout(), used the way a host main loop uses them
  * (poll the backend fd with the next timeout, then run once without
- * waiting). On the poll backend the fd is refused and the rest still works.
+ * waiting). Other backends than epoll refuse the fd; the rest still works.
  */
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "test_loop.h"
 
-static int is_poll_backend(eddy_loop_t *loop)
+/* Only epoll hands out a backend fd (eddy_loop_backend_fd()). */
+static int has_backend_fd(eddy_loop_t *loop)
 {
-  return eddy_loop_backend_name(loop)[0] == 'p';
+  return strcmp(eddy_loop_backend_name(loop), "epoll") == 0;
 }
 
 /* What a host loop does each turn: wait on the backend fd for at most the
@@ -42,7 +44,7 @@ START_TEST(test_backend_fd)
   int fd = eddy_loop_backend_fd(loop);
 
   ck_assert_int_eq(eddy_loop_backend_fd(NULL), -EINVAL);
-  if (is_poll_backend(loop)) {
+  if (!has_backend_fd(loop)) {
     ck_assert_int_eq(fd, -ENOTSUP);
   } else {
     struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -142,7 +144,7 @@ START_TEST(test_host_loop)
   int fds[2], got = 0, turns;
   double t0;
 
-  if (is_poll_backend(loop)) {
+  if (!has_backend_fd(loop)) {
     eddy_loop_free(loop);
     return;
   }

@@ -36,6 +36,7 @@
 
 #include "eddy/stream.h"
 #include "stream_fixtures.h"
+#include "test_backend.h"
 
 #define KIND ((sfx_kind_t)_i)
 #define KiB ((size_t)1024)
@@ -3048,10 +3049,8 @@ static Suite *stream_suite(void) {
 }
 
 int main(void) {
-#ifdef EDDY_TEST_BACKEND
-  /* tests/test_stream_poll: the same suite on the poll() backend. */
-  setenv("EDDY_BACKEND", EDDY_TEST_BACKEND, 1);
-#endif
+  if (test_select_backend() != 0)
+    return 77;
   SRunner *sr = srunner_create(stream_suite());
   srunner_run_all(sr, CK_ENV);
   int failed = srunner_ntests_failed(sr);

@@ -19,6 +19,7 @@
 #include <check.h>
 
 #include "stream_fixtures.h"
+#include "test_backend.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
@@ -356,9 +357,8 @@ static Suite *end_suite(void)
 
 int main(void)
 {
-#ifdef EDDY_TEST_BACKEND
-  setenv("EDDY_BACKEND", EDDY_TEST_BACKEND, 1);
-#endif
+  if (test_select_backend() != 0)
+    return 77;
   SRunner *sr = srunner_create(end_suite());
   srunner_run_all(sr, CK_ENV);
   int failed = srunner_ntests_failed(sr);

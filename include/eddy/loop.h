@@ -44,13 +44,23 @@ typedef void (*eddy_callback_fn)(void *arg);
 typedef enum eddy_backend {
   EDDY_BACKEND_DEFAULT = 0, /**< epoll where built, else poll; see below */
   EDDY_BACKEND_EPOLL = 1,   /**< Linux epoll */
-  EDDY_BACKEND_POLL = 2     /**< portable poll(2) */
+  EDDY_BACKEND_POLL = 2,    /**< portable poll(2) */
+  EDDY_BACKEND_IO_URING = 3 /**< Linux io_uring (readiness: one-shot polls
+                                 on the ring, one system call per
+                                 iteration); built with liburing. On
+                                 kernels from 6.1 the ring has a single
+                                 issuer: run the loop on the thread that
+                                 made it (a forked child gets a ring of
+                                 its own) */
 } eddy_backend_t;
 
 /**
  * Creates a loop with the default backend. The environment variable
- * EDDY_BACKEND ("epoll" or "poll") overrides the default, which is how the
- * test suite runs once per backend.
+ * EDDY_BACKEND ("epoll", "poll" or "io_uring") overrides the default, which
+ * is how the test suite runs once per backend. Where io_uring is asked for
+ * this way but cannot be had (built without liburing, a kernel without it,
+ * a container's seccomp policy refusing it, kernel.io_uring_disabled), the
+ * loop quietly runs on epoll instead; eddy_loop_backend_name() tells.
  *
  * @return a new loop owned by the caller (free it with eddy_loop_free()),
  *         or NULL with errno set (ENOMEM, EMFILE, ...).
@@ -59,15 +69,18 @@ EDDY_API eddy_loop_t *eddy_loop_new(void);
 
 /**
  * Creates a loop with a given backend; EDDY_BACKEND_DEFAULT behaves as
- * eddy_loop_new(). Asking for epoll where it was not built fails with
- * errno = ENOSYS.
+ * eddy_loop_new(). Asking for epoll or io_uring where it was not built fails
+ * with errno = ENOSYS; asking for io_uring where the kernel refuses it fails
+ * with the kernel's errno (ENOSYS, EPERM, ...): no fallback when a backend
+ * is named.
  *
  * @return a new loop owned by the caller, or NULL with errno set.
  */
 EDDY_API eddy_loop_t *eddy_loop_new_with_backend(eddy_backend_t backend);
 
 /**
- * The backend a loop runs on: "epoll" or "poll". A static string.
+ * The backend a loop runs on: "epoll", "poll" or "io_uring". A static
+ * string.
  */
 EDDY_API const char *eddy_loop_backend_name(const eddy_loop_t *loop);
 

@@ -37,12 +37,14 @@ static int64_t clock_ns(void)
 
 static const struct eddy__backend *pick_backend(eddy_backend_t which)
 {
-  if (which == EDDY_BACKEND_DEFAULT) {
-    const char *env = getenv("EDDY_BACKEND");
-    if (env != NULL && strcmp(env, "poll") == 0)
-      which = EDDY_BACKEND_POLL;
-  }
   switch (which) {
+  case EDDY_BACKEND_IO_URING:
+#ifdef EDDY_HAVE_LIBURING
+    return &eddy__backend_uring;
+#else
+    errno = ENOSYS;
+    return NULL;
+#endif
   case EDDY_BACKEND_DEFAULT:
   case EDDY_BACKEND_EPOLL:
 #ifdef EDDY_HAVE_EPOLL
@@ -66,14 +68,34 @@ eddy_loop_t *eddy_loop_new(void)
   return eddy_loop_new_with_backend(EDDY_BACKEND_DEFAULT);
 }
 
+static eddy_loop_t *loop_new(const struct eddy__backend *be);
+
 eddy_loop_t *eddy_loop_new_with_backend(eddy_backend_t backend)
 {
+  if (backend == EDDY_BACKEND_DEFAULT) {
+    const char *env = getenv("EDDY_BACKEND");
+    if (env != NULL && strcmp(env, "poll") == 0)
+      backend = EDDY_BACKEND_POLL;
+    if (env != NULL && strcmp(env, "io_uring") == 0) {
+      /* Asked for by the environment: io_uring where the kernel gives it,
+       * else the default, quietly (containers often refuse it). */
+      eddy_loop_t *loop = NULL;
+      const struct eddy__backend *be = pick_backend(EDDY_BACKEND_IO_URING);
+      if (be != NULL)
+        loop = loop_new(be);
+      if (loop != NULL || errno == ENOMEM)
+        return loop;
+    }
+  }
   const struct eddy__backend *be = pick_backend(backend);
+  return be != NULL ? loop_new(be) : NULL;
+}
+
+static eddy_loop_t *loop_new(const struct eddy__backend *be)
+{
   eddy_loop_t *loop;
   int rc;
 
-  if (be == NULL)
-    return NULL;
   loop = calloc(1, sizeof *loop);
   if (loop == NULL) {
     errno = ENOMEM;

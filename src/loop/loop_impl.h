@@ -45,7 +45,7 @@ struct eddy__fired {
   unsigned gen;
 };
 
-/* ---- backends (backend_epoll.c, backend_poll.c) -------------------------- */
+/* ---- backends (backend_epoll.c, backend_poll.c, backend_uring.c) --------- */
 
 enum eddy__ctl_op { EDDY__CTL_ADD, EDDY__CTL_MOD, EDDY__CTL_DEL };
 
@@ -66,6 +66,9 @@ struct eddy__backend {
 extern const struct eddy__backend eddy__backend_epoll;
 #endif
 extern const struct eddy__backend eddy__backend_poll;
+#ifdef EDDY_HAVE_LIBURING
+extern const struct eddy__backend eddy__backend_uring;
+#endif
 
 /* ---- queues ------------------------------------------------------------- */
 
@@ -130,6 +133,7 @@ struct eddy_loop {
   int evcap;
   struct pollfd *pfds;
   int npfds, cappfds;
+  struct eddy__uring *uring; /* backend_uring.c's own state */
 
   /* deferred tasks: an intrusive FIFO */
   struct eddy__task *dhead, **dtail;

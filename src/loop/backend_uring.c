@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The io_uring backend, readiness stage: the same level-triggered contract
+ * as epoll, with the kernel conversation moved onto a ring.
+ *
+ * Each watched fd has at most one one-shot poll request in flight, armed
+ * for the interest it had when armed. A one-shot poll checks readiness
+ * when it is armed, so re-arming after each event gives level-triggered
+ * behaviour (a stream that stops reading with bytes left in the kernel is
+ * told again once it asks again). Interest changes and re-arms are only
+ * queued as submissions; one io_uring_enter per iteration submits them all
+ * and waits, where epoll makes an epoll_ctl per change plus the wait.
+ *
+ * A request is named by its user_data, the fd and a sequence number bumped
+ * on every arm, so the completion of a poll that was removed (or that
+ * belonged to an earlier file with the same fd number) is recognised as
+ * stale and dropped. Removing a poll is submitted, and run, at once: the
+ * request holds a reference to the file, and the caller is about to close
+ * the fd and expects the close to take effect (a FIN, not a socket kept
+ * alive until the next iteration).
+ */
+#ifdef EDDY_HAVE_LIBURING
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loop/loop_impl.h"
+
+#define RING_ENTRIES 256
+#define REMOVE_TAG UINT64_MAX /* user_data of removal requests: ignored */
+
+/* A registered fd is always polled, even for no events: as with epoll,
+ * an error or hang-up is reported whatever the interest (a half-open
+ * stream that reads and writes nothing still learns of a reset). */
+struct uring_fd {
+  unsigned want;        /* READ|WRITE asked for */
+  unsigned armed;       /* the mask of the poll in flight */
+  uint32_t seq;         /* of the poll in flight (or the last one) */
+  unsigned char watched;  /* registered (between ADD and DEL) */
+  unsigned char in_flight; /* a poll is armed */
+  unsigned char to_arm;   /* listed in arm[] */
+};
+
+struct eddy__uring {
+  struct io_uring ring;
+  struct uring_fd *fds;
+  int nfds;
+  int *arm;        /* fds to arm before the next wait */
+  int narm, caparm;
+};
+
+static uint64_t tag(int fd, uint32_t seq)
+{
+  return ((uint64_t)seq << 32) | (uint32_t)fd;
+}
+
+static unsigned poll_mask(unsigned mask)
+{
+  return ((mask & EDDY_READ) ? POLLIN : 0) | ((mask & EDDY_WRITE) ? POLLOUT : 0);
+}
+
+/* A submission slot, submitting what is queued if the ring is full. */
+static struct io_uring_sqe *sqe_get(struct eddy__uring *u)
+{
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+  if (sqe == NULL && io_uring_submit(&u->ring) >= 0)
+    sqe = io_uring_get_sqe(&u->ring);
+  return sqe;
+}
+
+/* Kernels without one-shot poll on the ring (before 5.1) or with io_uring
+ * refused (seccomp, kernel.io_uring_disabled) make init fail, and the loop
+ * falls back to epoll. */
+static int ur_open(struct eddy__uring *u)
+{
+  /* Deferred task running: a finished poll waits for our next
+   * io_uring_enter instead of notifying the thread, which would interrupt
+   * whatever blocking system call the application is in (a connect()
+   * failing with EINTR). It needs a single issuer, the thread that makes
+   * the loop, which is the loop's rule anyway. Older kernels (before 6.1)
+   * refuse it: cooperative running (5.19), else a plain ring. */
+  static const unsigned flags[] = {
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+    0,
+  };
+  int rc = -EINVAL;
+  for (size_t i = 0; i < sizeof flags / sizeof *flags && rc == -EINVAL; i++)
+    rc = io_uring_queue_init(RING_ENTRIES, &u->ring, flags[i]);
+  if (rc < 0)
+    return rc;
+  struct io_uring_probe *p = io_uring_get_probe_ring(&u->ring);
+  int ok = p != NULL && io_uring_opcode_supported(p, IORING_OP_POLL_ADD) &&
+           io_uring_opcode_supported(p, IORING_OP_POLL_REMOVE);
+  if (p != NULL)
+    io_uring_free_probe(p);
+  if (!ok || !(u->ring.features & IORING_FEAT_EXT_ARG)) {
+    io_uring_queue_exit(&u->ring);
+    return -ENOSYS;
+  }
+  return 0;
+}
+
+static int ur_init(eddy_loop_t *loop)
+{
+  struct eddy__uring *u = calloc(1, sizeof *u);
+  if (u == NULL)
+    return -ENOMEM;
+  int rc = ur_open(u);
+  if (rc < 0) {
+    free(u);
+    return rc;
+  }
+  loop->uring = u;
+  return 0;
+}
+
+static void ur_fini(eddy_loop_t *loop)
+{
+  struct eddy__uring *u = loop->uring;
+  if (u == NULL)
+    return;
+  io_uring_queue_exit(&u->ring);
+  free(u->fds);
+  free(u->arm);
+  free(u);
+  loop->uring = NULL;
+}
+
+static int ur_reinit(eddy_loop_t *loop)
+{
+  /* A child must not share its parent's ring (its requests would be the
+   * parent's): a ring of its own, with nothing armed; the caller re-adds
+   * every fd. */
+  struct eddy__uring *u = loop->uring;
+  io_uring_queue_exit(&u->ring);
+  if (u->nfds > 0)
+    memset(u->fds, 0, (size_t)u->nfds * sizeof *u->fds);
+  u->narm = 0;
+  return ur_open(u);
+}
+
+static int fd_room(struct eddy__uring *u, int fd)
+{
+  if (fd < u->nfds)
+    return 0;
+  int n = u->nfds ? u->nfds : 64;
+  while (n <= fd)
+    n *= 2;
+  struct uring_fd *p = realloc(u->fds, (size_t)n * sizeof *p);
+  if (p == NULL)
+    return -ENOMEM;
+  memset(p + u->nfds, 0, (size_t)(n - u->nfds) * sizeof *p);
+  u->fds = p;
+  u->nfds = n;
+  return 0;
+}
+
+static int queue_arm(struct eddy__uring *u, int fd)
+{
+  if (u->fds[fd].to_arm)
+    return 0;
+  if (u->narm == u->caparm) {
+    int cap = u->caparm ? 2 * u->caparm : 64;
+    int *p = realloc(u->arm, (size_t)cap * sizeof *p);
+    if (p == NULL)
+      return -ENOMEM;
+    u->arm = p;
+    u->caparm = cap;
+  }
+  u->arm[u->narm++] = fd;
+  u->fds[fd].to_arm = 1;
+  return 0;
+}
+
+/* Withdraws the poll in flight on @fd, if any; its completion turns stale. */
+static int disarm(struct eddy__uring *u, int fd)
+{
+  struct uring_fd *f = &u->fds[fd];
+  if (!f->in_flight)
+    return 0;
+  struct io_uring_sqe *sqe = sqe_get(u);
+  if (sqe == NULL)
+    return -EBUSY;
+  io_uring_prep_poll_remove(sqe, tag(fd, f->seq));
+  io_uring_sqe_set_data64(sqe, REMOVE_TAG);
+  f->in_flight = 0;
+  f->seq++;
+  return 0;
+}
+
+static int ur_ctl(eddy_loop_t *loop, int fd, enum eddy__ctl_op op, unsigned mask)
+{
+  struct eddy__uring *u = loop->uring;
+  int rc = fd_room(u, fd);
+  if (rc < 0)
+    return rc;
+  struct uring_fd *f = &u->fds[fd];
+  if (op == EDDY__CTL_DEL) {
+    f->want = 0;
+    f->watched = 0;
+    rc = disarm(u, fd);
+    /* Submitted and run now, deferred work included: the poll lets go of
+     * the file before the caller closes the fd, so the close takes effect
+     * at once (a FIN a blocked peer is waiting for). */
+    if (rc == 0) {
+      int r = io_uring_submit_and_get_events(&u->ring);
+      if (r < 0 && r != -EINTR)
+        rc = r;
+    }
+    return rc < 0 ? rc : 0;
+  }
+  f->want = mask & (EDDY_READ | EDDY_WRITE);
+  f->watched = 1;
+  /* A new registration never keeps an old poll: it may be an earlier
+   * file's that had the same fd number. */
+  if (f->in_flight && (op == EDDY__CTL_ADD || f->armed != f->want) &&
+      (rc = disarm(u, fd)) < 0)
+    return rc;
+  if (!f->in_flight)
+    return queue_arm(u, fd);
+  return 0;
+}
+
+/* Arms a poll for every fd that wants one and has none in flight. */
+static int arm_pending(struct eddy__uring *u)
+{
+  for (int i = 0; i < u->narm; i++) {
+    int fd = u->arm[i];
+    struct uring_fd *f = &u->fds[fd];
+    f->to_arm = 0;
+    if (!f->watched || f->in_flight)
+      continue;
+    struct io_uring_sqe *sqe = sqe_get(u);
+    if (sqe == NULL) {
+      /* Keep the rest for the next iteration rather than lose them. */
+      memmove(u->arm, u->arm + i, (size_t)(u->narm - i) * sizeof *u->arm);
+      u->narm -= i;
+      for (int j = 0; j < u->narm; j++)
+        u->fds[u->arm[j]].to_arm = 1;
+      return -EBUSY;
+    }
+    f->seq++;
+    f->armed = f->want;
+    f->in_flight = 1;
+    io_uring_prep_poll_add(sqe, fd, poll_mask(f->want));
+    io_uring_sqe_set_data64(sqe, tag(fd, f->seq));
+  }
+  u->narm = 0;
+  return 0;
+}
+
+static void reap(eddy_loop_t *loop, struct eddy__uring *u)
+{
+  struct io_uring_cqe *cqe;
+  unsigned head, seen = 0;
+
+  io_uring_for_each_cqe(&u->ring, head, cqe) {
+    seen++;
+    uint64_t data = io_uring_cqe_get_data64(cqe);
+    if (data == REMOVE_TAG)
+      continue;
+    int fd = (int)(uint32_t)data;
+    if (fd < 0 || fd >= u->nfds)
+      continue;
+    struct uring_fd *f = &u->fds[fd];
+    if (!f->in_flight || f->seq != (uint32_t)(data >> 32))
+      continue; /* removed, or an earlier file's */
+    f->in_flight = 0;
+    if (f->watched)
+      queue_arm(u, fd); /* level-triggered: ask again next time */
+    unsigned e = 0;
+    if (cqe->res < 0) {
+      e = EDDY_ERROR; /* let the handler's own syscall say what */
+    } else {
+      if (cqe->res & POLLIN)
+        e |= EDDY_READ;
+      if (cqe->res & POLLOUT)
+        e |= EDDY_WRITE;
+      if (cqe->res & (POLLERR | POLLHUP | POLLNVAL))
+        e |= EDDY_ERROR;
+    }
+    if (e)
+      eddy__io_fire(loop, fd, e);
+  }
+  io_uring_cq_advance(&u->ring, seen);
+}
+
+static int ur_wait(eddy_loop_t *loop, int timeout_ms)
+{
+  struct eddy__uring *u = loop->uring;
+  struct io_uring_cqe *cqe = NULL;
+  int rc = arm_pending(u);
+
+  if (rc < 0 && rc != -EBUSY)
+    return rc;
+  if (rc == -EBUSY)
+    timeout_ms = 0; /* a full ring: reap, then arm the rest */
+  /* Always through the kernel, even for a zero wait: with cooperative
+   * task running, that is where finished polls turn into completions. */
+  struct __kernel_timespec ts = {
+    .tv_sec = timeout_ms > 0 ? timeout_ms / 1000 : 0,
+    .tv_nsec = timeout_ms > 0 ? (long long)(timeout_ms % 1000) * 1000000 : 0,
+  };
+  rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms < 0 ? NULL : &ts, NULL);
+  if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+    return rc;
+  reap(loop, u);
+  return 0;
+}
+
+const struct eddy__backend eddy__backend_uring = {
+  "io_uring", ur_init, ur_fini, ur_reinit, ur_ctl, ur_wait,
+};
+#endif /* EDDY_HAVE_LIBURING */

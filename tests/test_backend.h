@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_backend.h - which loop backend a suite runs on.
+ *
+ * The suites that run once per backend are built with EDDY_TEST_BACKEND
+ * ("poll", "io_uring"), which sets EDDY_BACKEND before any loop is made.
+ * io_uring is asked of the kernel first: where it is refused (no liburing
+ * at build time, an old kernel, a seccomp policy) the suite is skipped,
+ * rather than quietly run on epoll under io_uring's name.
+ */
+#ifndef EDDY_TESTS_TEST_BACKEND_H
+#define EDDY_TESTS_TEST_BACKEND_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eddy/loop.h"
+
+/** @return 0 to run the suite, or 77 (automake's skip) to skip it. */
+static inline int test_select_backend(void)
+{
+#ifdef EDDY_TEST_BACKEND
+  setenv("EDDY_BACKEND", EDDY_TEST_BACKEND, 1);
+  if (strcmp(EDDY_TEST_BACKEND, "io_uring") == 0) {
+    eddy_loop_t *loop = eddy_loop_new_with_backend(EDDY_BACKEND_IO_URING);
+    if (loop == NULL) {
+      printf("skip: io_uring is not available here: %s\n", strerror(errno));
+      return 77;
+    }
+    eddy_loop_free(loop);
+  }
+#endif
+  return 0;
+}
+
+#endif
