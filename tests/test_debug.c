@@ -309,6 +309,40 @@ START_TEST(test_debug_switch)
 }
 END_TEST
 
+static int count_futures(const eddy_loop_object_t *o, void *arg)
+{
+  if (o->kind == EDDY_OBJECT_FUTURE)
+    ++*(int *)arg;
+  return 0;
+}
+
+/* Enough futures for the side table to grow several times, each found,
+ * then none. */
+START_TEST(test_many_futures)
+{
+  enum { N = 5000 };
+  eddy_loop_t *loop = debug_loop();
+  static eddy_future_t *f[N];
+  int i, n = 0;
+
+  for (i = 0; i < N; i++)
+    f[i] = eddy_future_new(loop);
+  eddy_loop_walk(loop, count_futures, &n);
+  ck_assert_int_eq(n, N);
+  for (i = 0; i < N; i += 2)
+    eddy_future_unref(f[i]);
+  n = 0;
+  eddy_loop_walk(loop, count_futures, &n);
+  ck_assert_int_eq(n, N / 2);
+  for (i = 1; i < N; i += 2)
+    eddy_future_unref(f[i]);
+  n = 0;
+  eddy_loop_walk(loop, count_futures, &n);
+  ck_assert_int_eq(n, 0);
+  ck_assert_int_eq(eddy_loop_close(loop), 0);
+}
+END_TEST
+
 static eddy_future_t *ignore(eddy_future_t *settled, void *arg)
 {
   return EDDY_NO_VALUE;
@@ -465,6 +499,7 @@ static Suite *debug_suite(void)
   tc = tcase_create("debug mode");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_debug_switch);
+  tcase_add_test(tc, test_many_futures);
   tcase_add_test(tc, test_unobserved_rejection);
   tcase_add_test(tc, test_slow_callback);
   tcase_add_test(tc, test_free_lists_live);

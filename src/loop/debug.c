@@ -55,9 +55,16 @@ void eddy__loop_obj_remove(struct eddy__loop_obj *o)
 
 /* ---- the side table -------------------------------------------------------- */
 
+/* Fibonacci hashing: allocator addresses differ mostly in their middle
+ * bits, which the multiplication spreads into the top ones kept. */
+static size_t hash_bits(const void *p, unsigned bits)
+{
+  return (size_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+}
+
 static size_t slot_of(const struct eddy__debug *d, const void *p)
 {
-  return (size_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - d->bits));
+  return hash_bits(p, d->bits);
 }
 
 static struct rec **find(struct eddy__debug *d, const void *p)
@@ -80,11 +87,8 @@ static void grow(struct eddy__debug *d)
   for (i = 0; i < old; i++) {
     struct rec *r = d->b[i], *next;
     for (; r != NULL; r = next) {
-      size_t j;
+      size_t j = hash_bits(r->f, bits);
       next = r->next;
-      d->bits = bits;
-      j = slot_of(d, r->f);
-      d->bits = bits - 1;
       r->next = b[j];
       b[j] = r;
     }
@@ -257,10 +261,15 @@ int eddy_loop_debug(const eddy_loop_t *loop)
 
 void eddy__debug_init(eddy_loop_t *loop)
 {
-  const char *env = getenv("EDDY_DEBUG");
-
   eddy_list_init(&loop->head.objs);
   loop->slow_ns = EDDY__SLOW_DEFAULT_NS;
+}
+
+void eddy__debug_from_env(eddy_loop_t *loop)
+{
+  const char *env = getenv("EDDY_DEBUG");
+
+  /* Out of memory here only costs debug mode: the loop itself is fine. */
   if (env != NULL && *env != '\0' && strcmp(env, "0") != 0)
     eddy_loop_set_debug(loop, 1);
 }

@@ -127,6 +127,7 @@ static eddy_loop_t *loop_new(const struct eddy__backend *be)
     errno = -rc;
     return NULL;
   }
+  eddy__debug_from_env(loop);
   return loop;
 }
 
@@ -150,7 +151,8 @@ static void drain_deferred(eddy_loop_t *loop)
   }
 }
 
-/* Rounds of "cancel the timers' futures, run what that queued". */
+/* Rounds of "close the watched streams, cancel the timers' futures, run
+ * what that queued". */
 #define FREE_ABANDON_ROUNDS 8
 
 void eddy_loop_free(eddy_loop_t *loop)

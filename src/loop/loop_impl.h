@@ -219,8 +219,11 @@ int eddy__pool_after_fork(eddy_loop_t *loop);
 int eddy__log_level_from_env(void);
 
 /* debug.c */
-/* Sets up introspection; debug mode if EDDY_DEBUG asks for it. */
+/* Sets up introspection (allocates nothing). */
 void eddy__debug_init(eddy_loop_t *loop);
+/* Debug mode if EDDY_DEBUG asks for it: once the loop is complete, so a
+ * failed construction has no side table to free. */
+void eddy__debug_from_env(eddy_loop_t *loop);
 /* At eddy_loop_free(): in debug mode, lists what is still alive. */
 void eddy__debug_fini(eddy_loop_t *loop);
 int64_t eddy__debug_clock(void);
