@@ -18,27 +18,12 @@
 
 #include "serve.h"
 
-/* Writes the line back: the stream sends the read's own buffer, no copy. */
-static eddy_future_t *echo_line(eddy_future_t *line, void *stream)
-{
-  return eddy_stream_write_bytes_of(stream, line);
-}
-
-/* One round: read a line, then echo it. */
-static eddy_future_t *echo_once(void *stream)
-{
-  return eddy_then_ok(eddy_stream_read_until(stream, "\n", 1, 0), echo_line,
-                      stream);
-}
-
-/* Rounds until the client's side ends (the read then fails and ends the
- * repeat); the stream closes once the last echo has been sent. */
-static eddy_future_t *handle(eddy_stream_t *s, const struct sockaddr *peer,
-                             void *arg)
-{
-  eddy_stream_set_nodelay(s, 1);
-  return eddy_repeat(echo_once, s);
-}
+/* The protocol itself is serve_echo_handler() in serve.c (glib-echo shares
+ * it): each connection runs eddy_repeat() over one round, "read a line,
+ * then write it back" (eddy_stream_read_until, then_ok, and
+ * eddy_stream_write_bytes_of, which sends the read's own buffer, no copy),
+ * until the client's side ends (the read then fails and ends the repeat);
+ * the stream closes once the last echo has been sent. */
 
 static const char usage[] =
     "usage: echo-server [--address ADDR] [--port PORT] [--processes N]\n"
@@ -48,5 +33,5 @@ static const char usage[] =
 int main(int argc, char **argv)
 {
   /* allow_half_open: answer whatever the client sent before its FIN. */
-  return serve_main(argc, argv, "echo-server", usage, 1, handle, NULL);
+  return serve_main(argc, argv, "echo-server", usage, 1, serve_echo_handler, NULL);
 }

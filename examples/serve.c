@@ -58,7 +58,7 @@ void serve_parse_args(int argc, char **argv, int tls_options,
   }
 }
 
-static void print_listening(eddy_tcp_server_t *srv)
+void serve_print_listening(eddy_tcp_server_t *srv)
 {
   int fds[16];
   size_t n = eddy_tcp_server_sockets(srv, fds, 16);
@@ -109,7 +109,7 @@ int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
                : eddy_tcp_server_bind(srv, args->port, args->address,
                                       AF_UNSPEC, 0, 0);
   if (rc == 0) {
-    print_listening(srv);
+    serve_print_listening(srv);
     if (args->processes != 1)
       rc = eddy_tcp_server_start(srv, args->processes, -1);
   }
@@ -124,13 +124,38 @@ int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
   /* In each worker: serve until told to stop, then give the open
    * connections a second to finish. */
   eddy_loop_run(loop);
+  serve_shutdown(loop, srv);
+  return 0;
+}
+
+void serve_shutdown(eddy_loop_t *loop, eddy_tcp_server_t *srv)
+{
   eddy_future_t *done = eddy_tcp_server_shutdown(srv, 1.0);
   if (done != NULL)
     eddy_loop_run_until(loop, done, 5.0);
   eddy_future_unref(done);
   eddy_tcp_server_free(srv);
   eddy_loop_free(loop);
-  return 0;
+}
+
+/* Writes the line back: the stream sends the read's own buffer, no copy. */
+static eddy_future_t *echo_line(eddy_future_t *line, void *stream)
+{
+  return eddy_stream_write_bytes_of(stream, line);
+}
+
+/* One round: read a line, then echo it. */
+static eddy_future_t *echo_once(void *stream)
+{
+  return eddy_then_ok(eddy_stream_read_until(stream, "\n", 1, 0), echo_line,
+                      stream);
+}
+
+eddy_future_t *serve_echo_handler(eddy_stream_t *s, const struct sockaddr *peer,
+                                  void *arg)
+{
+  eddy_stream_set_nodelay(s, 1);
+  return eddy_repeat(echo_once, s);
 }
 
 int serve_main(int argc, char **argv, const char *name, const char *usage,

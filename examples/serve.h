@@ -27,6 +27,9 @@ struct serve_args {
 void serve_parse_args(int argc, char **argv, int tls_options,
                       const char *usage, struct serve_args *args);
 
+/** Prints "listening on ADDR:PORT" for every socket of @p srv, flushed. */
+void serve_print_listening(eddy_tcp_server_t *srv);
+
 /**
  * Listens as asked (TLS if args->tls_ctx is set), prints
  * "listening on ADDR:PORT" for every socket
@@ -50,5 +53,18 @@ int serve(const struct serve_args *args, eddy_stream_handler_fn handler,
  */
 int serve_main(int argc, char **argv, const char *name, const char *usage,
                int allow_half_open, eddy_stream_handler_fn handler, void *arg);
+
+/**
+ * Stops listening, gives the open connections a second to finish (running
+ * @p loop until they have, five at most), then frees @p srv and @p loop.
+ */
+void serve_shutdown(eddy_loop_t *loop, eddy_tcp_server_t *srv);
+
+/**
+ * The echo protocol (examples/echo-server.c explains it): rounds of "read
+ * a line, write it back" until the client's side ends. A stream handler.
+ */
+eddy_future_t *serve_echo_handler(eddy_stream_t *s, const struct sockaddr *peer,
+                                  void *arg);
 
 #endif

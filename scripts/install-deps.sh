@@ -4,7 +4,7 @@
 # what is already there. Run as root or with sudo available.
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libssl-dev check \
-openssl python3 curl doxygen liburing-dev"
+openssl python3 curl doxygen liburing-dev libglib2.0-dev"
 # --bench: the benchmark peers; --packaging: what scripts/check-packaging.sh
 # needs to build, lint and try the Debian packages; --fuzz: clang, whose
 # libFuzzer make fuzz needs (large, so not by default: make check replays

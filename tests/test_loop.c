@@ -402,6 +402,96 @@ START_TEST(test_logging)
 }
 END_TEST
 
+/* Runs with stderr sent to a file, and returns what was written to it. */
+static const char *stderr_of(void (*fn)(void))
+{
+  static char text[4096];
+  FILE *f = tmpfile();
+  int saved = dup(2);
+  size_t n;
+
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_ge(saved, 0);
+  fflush(stderr);
+  ck_assert_int_ge(dup2(fileno(f), 2), 0);
+  fn();
+  fflush(stderr);
+  ck_assert_int_ge(dup2(saved, 2), 0);
+  close(saved);
+  rewind(f);
+  n = fread(text, 1, sizeof text - 1, f);
+  text[n] = '\0';
+  fclose(f);
+  return text;
+}
+
+static void log_at_levels(void)
+{
+  eddy_loop_t *loop = new_loop();
+
+  ck_assert_int_eq(eddy_loop_log_level(loop), EDDY_LOG_WARNING);
+  eddy_loop_log(loop, EDDY_LOG_INFO, "1 not shown");
+  eddy_loop_log(loop, EDDY_LOG_WARNING, "2 shown");
+  ck_assert_int_eq(eddy_loop_set_log_level(loop, EDDY_LOG_DEBUG), 0);
+  eddy_loop_log(loop, EDDY_LOG_DEBUG, "3 shown");
+  ck_assert_int_eq(eddy_loop_set_log_level(loop, EDDY_LOG_ERROR), 0);
+  ck_assert_int_eq(eddy_loop_log_level(loop), EDDY_LOG_ERROR);
+  eddy_loop_log(loop, EDDY_LOG_WARNING, "4 not shown");
+  eddy_loop_log(loop, EDDY_LOG_ERROR, "5 shown");
+  ck_assert_int_eq(eddy_loop_set_log_level(loop, EDDY_LOG_NONE), 0);
+  eddy_loop_log(loop, EDDY_LOG_ERROR, "6 not shown");
+  eddy_loop_log(loop, EDDY_LOG_NONE, "7 not shown");
+  eddy_loop_free(loop);
+}
+
+static void log_from_env(void)
+{
+  eddy_loop_t *loop;
+
+  setenv("EDDY_LOG", "Info", 1);
+  loop = new_loop();
+  ck_assert_int_eq(eddy_loop_log_level(loop), EDDY_LOG_INFO);
+  eddy_loop_log(loop, EDDY_LOG_INFO, "info shown");
+  eddy_loop_log(loop, EDDY_LOG_DEBUG, "debug not shown");
+  eddy_loop_free(loop);
+  setenv("EDDY_LOG", "none", 1);
+  loop = new_loop();
+  eddy_loop_log(loop, EDDY_LOG_ERROR, "error not shown");
+  eddy_loop_free(loop);
+  setenv("EDDY_LOG", "loud", 1);
+  loop = new_loop();
+  ck_assert_int_eq(eddy_loop_log_level(loop), EDDY_LOG_WARNING);
+  eddy_loop_free(loop);
+  unsetenv("EDDY_LOG");
+}
+
+/* The default logger's threshold: set per loop or by EDDY_LOG, and no
+ * business of a custom logger's. */
+START_TEST(test_log_level)
+{
+  eddy_loop_t *loop;
+  struct logbuf b = { 0 };
+
+  unsetenv("EDDY_LOG");
+  ck_assert_str_eq(stderr_of(log_at_levels), "eddy: 2 shown\neddy: 3 shown\neddy: 5 shown\n");
+  ck_assert_str_eq(stderr_of(log_from_env),
+                   "eddy: info shown\n"
+                   "eddy: EDDY_LOG=loud is none of debug, info, warning, error, none: "
+                   "using warning\n");
+
+  loop = new_loop();
+  ck_assert_int_eq(eddy_loop_set_log_level(NULL, EDDY_LOG_DEBUG), -EINVAL);
+  ck_assert_int_eq(eddy_loop_set_log_level(loop, (eddy_log_level_t)15), -EINVAL);
+  ck_assert_int_eq(eddy_loop_log_level(NULL), EDDY_LOG_WARNING);
+  eddy_loop_set_logger(loop, log_capture, &b);
+  ck_assert_int_eq(eddy_loop_set_log_level(loop, EDDY_LOG_NONE), 0);
+  eddy_loop_log(loop, EDDY_LOG_DEBUG, "still seen");
+  ck_assert_int_eq(b.n, 1);
+  ck_assert_str_eq(b.last, "still seen");
+  eddy_loop_free(loop);
+}
+END_TEST
+
 START_TEST(test_strerror)
 {
   ck_assert_str_eq(eddy_strerror(0), "success");
@@ -443,6 +533,7 @@ static Suite *loop_suite(void)
   tcase_add_test(tc, test_long_chain_no_starvation);
   tcase_add_test(tc, test_free_with_queued_future_callbacks);
   tcase_add_test(tc, test_logging);
+  tcase_add_test(tc, test_log_level);
   tcase_add_test(tc, test_strerror);
   suite_add_tcase(s, tc);
   tc = new_tcase("timers");
@@ -450,6 +541,9 @@ static Suite *loop_suite(void)
   suite_add_tcase(s, tc);
   tc = new_tcase("io");
   loop_add_io_tests(tc);
+  suite_add_tcase(s, tc);
+  tc = new_tcase("embed");
+  loop_add_embed_tests(tc);
   suite_add_tcase(s, tc);
   tc = new_tcase("threads");
   loop_add_thread_tests(tc);

@@ -29,5 +29,6 @@ eddy_future_t *never_then(eddy_future_t *settled, void *arg);
 void loop_add_timer_tests(TCase *tc);
 void loop_add_io_tests(TCase *tc);
 void loop_add_thread_tests(TCase *tc);
+void loop_add_embed_tests(TCase *tc);
 
 #endif

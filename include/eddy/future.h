@@ -396,6 +396,96 @@ typedef eddy_future_t *(*eddy_step_fn)(void *arg);
  */
 EDDY_API eddy_future_t *eddy_repeat(eddy_step_fn step, void *arg);
 
+/* ------------------------------------------------------------------------ */
+/* Where futures are made (debug mode)                                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Each function below is the one of the same name without "_at", and
+ * returns the same, but first takes the place it is called from. The
+ * macros that follow route every call of the plain names through them, so
+ * a loop in debug mode (eddy_loop_set_debug()) knows where each future was
+ * made, with no change to the calling code; outside debug mode the place
+ * is not stored. Define EDDY_NO_SITE_MACROS before including eddy.h to
+ * call the plain functions (whose symbols stay exported).
+ */
+/** eddy_future_new() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_future_new_at(const char *file, int line,
+                                           const char *func, eddy_loop_t *loop);
+/** eddy_future_resolved() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_future_resolved_at(const char *file, int line,
+                                                const char *func,
+                                                eddy_loop_t *loop, void *value,
+                                                eddy_free_fn value_free);
+/** eddy_future_rejected() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_future_rejected_at(const char *file, int line,
+                                                const char *func,
+                                                eddy_loop_t *loop, int code,
+                                                const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/** eddy_then() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_then_at(const char *file, int line,
+                                     const char *func, eddy_future_t *f,
+                                     eddy_then_fn fn, void *arg);
+/** eddy_then_ok() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_then_ok_at(const char *file, int line,
+                                        const char *func, eddy_future_t *f,
+                                        eddy_then_fn fn, void *arg);
+/** eddy_catch() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_catch_at(const char *file, int line,
+                                      const char *func, eddy_future_t *f,
+                                      eddy_then_fn fn, void *arg);
+/** eddy_finally() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_finally_at(const char *file, int line,
+                                        const char *func, eddy_future_t *f,
+                                        eddy_callback_fn fn, void *arg);
+/** eddy_all() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_all_at(const char *file, int line,
+                                    const char *func, eddy_loop_t *loop,
+                                    eddy_future_t **futures, size_t n);
+/** eddy_all_settled() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_all_settled_at(const char *file, int line,
+                                            const char *func, eddy_loop_t *loop,
+                                            eddy_future_t **futures, size_t n);
+/** eddy_any() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_any_at(const char *file, int line,
+                                    const char *func, eddy_loop_t *loop,
+                                    eddy_future_t **futures, size_t n);
+/** eddy_race() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_race_at(const char *file, int line,
+                                     const char *func, eddy_loop_t *loop,
+                                     eddy_future_t **futures, size_t n);
+/** eddy_with_timeout() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_with_timeout_at(const char *file, int line,
+                                             const char *func, eddy_future_t *f,
+                                             double seconds);
+/** eddy_sleep() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_sleep_at(const char *file, int line,
+                                      const char *func, eddy_loop_t *loop,
+                                      double seconds);
+/** eddy_repeat() with the caller's place (see above). */
+EDDY_API eddy_future_t *eddy_repeat_at(const char *file, int line,
+                                       const char *func, eddy_step_fn step,
+                                       void *arg);
+
+#ifndef EDDY_NO_SITE_MACROS
+#define EDDY_SITE_ __FILE__, __LINE__, __func__
+#define eddy_future_new(...) eddy_future_new_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_future_resolved(...) eddy_future_resolved_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_future_rejected(...) eddy_future_rejected_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_then(...) eddy_then_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_then_ok(...) eddy_then_ok_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_catch(...) eddy_catch_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_finally(...) eddy_finally_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_all(...) eddy_all_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_all_settled(...) eddy_all_settled_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_any(...) eddy_any_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_race(...) eddy_race_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_with_timeout(...) eddy_with_timeout_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_sleep(...) eddy_sleep_at(EDDY_SITE_, __VA_ARGS__)
+#define eddy_repeat(...) eddy_repeat_at(EDDY_SITE_, __VA_ARGS__)
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdarg.h>
+#include <stdio.h>
 
 #include "error.h"
 
@@ -90,8 +91,16 @@ EDDY_API const char *eddy_loop_backend_name(const eddy_loop_t *loop);
  * them), the thread pool is joined. Futures that still reference the loop
  * must have been released first: a future outliving its loop is a bug.
  * So that released chains do not leak, the futures the loop still owes
- * (pool jobs, wait_signal) are cancelled, and future callbacks already
- * queued run before the loop goes. NULL is allowed and does nothing.
+ * (pool jobs, wait_signal, pending eddy_sleep() and eddy_with_timeout()
+ * futures) are cancelled, sleeps and timeouts settled by hand are released
+ * from their timers, streams the loop still watches (an operation pending,
+ * a connect in progress, or idle and waiting for the peer's close) are
+ * closed, so their operations fail with EDDY_ECLOSED (cause
+ * EDDY_ECANCELLED), and future callbacks already queued (including the
+ * ones all this queues) run before the loop goes. A stream the caller
+ * still holds must not be used afterwards. In debug mode
+ * (eddy_loop_set_debug()) what is still alive then is logged. NULL is
+ * allowed and does nothing.
  */
 EDDY_API void eddy_loop_free(eddy_loop_t *loop);
 
@@ -147,6 +156,70 @@ EDDY_API void eddy_loop_update_time(eddy_loop_t *loop);
  * @return 0, or a negative errno value (the loop is unusable then).
  */
 EDDY_API int eddy_loop_after_fork(eddy_loop_t *loop);
+
+/* ------------------------------------------------------------------------ */
+/* Embedding in another main loop                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A program that already has a main loop (GLib, Qt, libuv, a game loop)
+ * drives eddy from it instead of calling eddy_loop_run(): it watches
+ * eddy_loop_backend_fd() for readability, wakes up no later than
+ * eddy_loop_next_timeout() says, and then calls eddy_loop_run_once(loop, 0).
+ * examples/glib-echo.c does this with a GSource; docs/design.md,
+ * "Embedding", explains why these three are enough.
+ */
+
+/**
+ * A descriptor that becomes readable when the loop has I/O to handle: the
+ * epoll descriptor, which holds every fd the loop watches (the cross-thread
+ * wakeup and signals included). It is the loop's: poll it, never read,
+ * close or change it. Level-triggered: it stays readable until
+ * eddy_loop_run_once() has handled the events. Timers and deferred work do
+ * not make it readable: ask eddy_loop_next_timeout() for those.
+ *
+ * A fork()ed child gets a new descriptor (eddy_loop_after_fork()): ask
+ * again after forking.
+ *
+ * @return the descriptor; -ENOTSUP on any backend but epoll: poll has no
+ *         single descriptor to offer (its fds are handed to poll(2) on each
+ *         call); embed an epoll loop, the default on Linux, or ask for one
+ *         with eddy_loop_new_with_backend(EDDY_BACKEND_EPOLL); -EINVAL for
+ *         a NULL loop.
+ */
+EDDY_API int eddy_loop_backend_fd(const eddy_loop_t *loop);
+
+/**
+ * Runs one iteration of the loop (see docs/design.md, "The loop"): due
+ * timers, call_soon callbacks, deferred future callbacks, then a poll for
+ * I/O that waits at most @p timeout seconds, and the handlers of what it
+ * found. The poll returns earlier when a timer falls due or work is
+ * queued; @p timeout 0 means no wait at all (what an embedding program
+ * passes once its own loop saw the backend fd readable or the timeout
+ * expire), a negative @p timeout waits as eddy_loop_run() would.
+ *
+ * Interest changes the handlers made are sent to the kernel before it
+ * returns, so the backend fd reflects them at once.
+ *
+ * @return 0; a negative error if the backend failed; EDDY_EUSAGE for a
+ *         NULL loop, a NaN timeout, or a call from inside the loop (a
+ *         callback of this loop, or while eddy_loop_run() runs).
+ */
+EDDY_API int eddy_loop_run_once(eddy_loop_t *loop, double timeout);
+
+/**
+ * How long the loop can be left alone: 0 when work is queued (call_soon
+ * callbacks, deferred future callbacks, a timer already due, fd interest
+ * changed from outside the loop's callbacks that has not reached the kernel
+ * yet, so that the backend fd cannot miss it), the seconds
+ * until the next timer otherwise, or -1 when no timer is running (only I/O,
+ * which makes the backend fd readable, can then give it work). Computed
+ * from the clock now, not from the loop's cached time. Work queued by
+ * eddy_loop_call_soon_threadsafe() wakes the backend fd instead.
+ *
+ * @return seconds (>= 0), or -1; -1 for a NULL loop.
+ */
+EDDY_API double eddy_loop_next_timeout(const eddy_loop_t *loop);
 
 /* ------------------------------------------------------------------------ */
 /* Deferred callbacks                                                        */
@@ -360,7 +433,8 @@ typedef enum eddy_log_level {
   EDDY_LOG_DEBUG = 10,
   EDDY_LOG_INFO = 20,
   EDDY_LOG_WARNING = 30,
-  EDDY_LOG_ERROR = 40
+  EDDY_LOG_ERROR = 40,
+  EDDY_LOG_NONE = 50 /**< a threshold only: nothing is logged at it */
 } eddy_log_level_t;
 
 /** Receives one formatted message, without a trailing newline. */
@@ -369,17 +443,152 @@ typedef void (*eddy_log_fn)(eddy_log_level_t level, const char *message,
 
 /**
  * Sends the loop's log messages (and those of every stream and server on
- * it) to @p fn. NULL restores the default: messages at WARNING and above
- * to stderr, prefixed "eddy: ". The level threshold applies to the default
- * handler only; a custom handler sees every message.
+ * it) to @p fn. NULL restores the default: messages at the loop's
+ * threshold and above (WARNING unless EDDY_LOG or eddy_loop_set_log_level()
+ * says otherwise) to stderr, prefixed "eddy: ". The threshold applies to
+ * the default handler only; a custom handler sees every message.
  */
 EDDY_API void eddy_loop_set_logger(eddy_loop_t *loop, eddy_log_fn fn,
                                    void *arg);
+
+/**
+ * Sets the default logger's threshold: it prints messages at @p level and
+ * above, nothing with EDDY_LOG_NONE. A custom logger (set_logger) keeps
+ * seeing every message, and stays installed. A new loop takes its
+ * threshold from the environment variable EDDY_LOG ("debug", "info",
+ * "warning", "error" or "none"; another value is reported on stderr and
+ * ignored), else WARNING.
+ *
+ * @return 0; -EINVAL for a NULL loop or a level that is none of
+ *         eddy_log_level_t's values.
+ */
+EDDY_API int eddy_loop_set_log_level(eddy_loop_t *loop, eddy_log_level_t level);
+
+/** The default logger's threshold (see eddy_loop_set_log_level());
+ *  WARNING for a NULL loop. */
+EDDY_API eddy_log_level_t eddy_loop_log_level(const eddy_loop_t *loop);
 
 /** Logs a printf-style message through the loop's logger. */
 EDDY_API void eddy_loop_log(eddy_loop_t *loop, eddy_log_level_t level,
                             const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------------ */
+/* Introspection: what keeps a loop busy                                     */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Frees the loop if nothing lives on it any more, as uv_loop_close() does:
+ * no future of the loop is alive (pending or not: a future must not
+ * outlive its loop), no stream or server is (freed, not only closed), no
+ * timer is started (a pending eddy_sleep() counts), no fd handler added
+ * with eddy_loop_add_handler() remains and no call_soon callback is queued.
+ * Otherwise the loop is left as it was: run it until its work is done, or
+ * see what remains with eddy_loop_walk() / eddy_loop_dump().
+ *
+ * @return 0 (the loop is freed); -EBUSY; -EINVAL for a NULL loop;
+ *         EDDY_EUSAGE while the loop runs.
+ */
+EDDY_API int eddy_loop_close(eddy_loop_t *loop);
+
+/** What eddy_loop_walk() found. */
+typedef enum eddy_loop_object_kind {
+  EDDY_OBJECT_STREAM = 1,  /**< object: eddy_stream_t * */
+  EDDY_OBJECT_SERVER = 2,  /**< object: eddy_tcp_server_t * */
+  EDDY_OBJECT_FUTURE = 3,  /**< object: eddy_future_t * (debug mode only) */
+  EDDY_OBJECT_TIMER = 4,   /**< object: eddy_timer_t *, a started timer */
+  EDDY_OBJECT_HANDLER = 5  /**< object: the arg of eddy_loop_add_handler() */
+} eddy_loop_object_kind_t;
+
+/**
+ * One live object, as eddy_loop_walk() reports it. Filled by the library
+ * and valid during the callback only; later versions may append fields.
+ */
+typedef struct eddy_loop_object {
+  eddy_loop_object_kind_t kind;
+  void *object;      /**< see eddy_loop_object_kind_t; borrowed */
+  int fd;            /**< the descriptor (streams, handlers), else -1 */
+  const char *state; /**< "pending", "resolved", "watched", "started", ... */
+  /** Where it was made (futures in debug mode, else NULL and 0): the
+   *  call of the eddy function, file and line of the caller. */
+  const char *file;
+  int line;
+  const char *func;
+  unsigned refs;     /**< references held (futures), else 0 */
+} eddy_loop_object_t;
+
+/** Called for each object; return non-zero to stop the walk. */
+typedef int (*eddy_walk_fn)(const eddy_loop_object_t *obj, void *arg);
+
+/**
+ * Visits the live objects of the loop: every server; every stream the loop
+ * watches (each stream with an operation pending, and idle ones waiting
+ * for the peer's close: a stream nobody uses yet has nothing to watch);
+ * every started timer; every fd handler the application added; and, in
+ * debug mode (eddy_loop_set_debug()), every live future with where it was
+ * made. In normal mode futures are only counted, at no cost per future:
+ * eddy_loop_close() knows whether any remain, the walk cannot list them.
+ * @p fn must not add or remove objects of the loop.
+ *
+ * @return how many objects were visited; -EINVAL for a NULL loop or fn.
+ */
+EDDY_API int eddy_loop_walk(eddy_loop_t *loop, eddy_walk_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Debug mode                                                                */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Turns debug mode on or off (asyncio's debug mode). A new loop starts in
+ * it when the environment has EDDY_DEBUG set to anything but "" or "0".
+ * In debug mode:
+ *   - every future made from then on is recorded with where it was made:
+ *     the file, line and function of the eddy call that made it, through
+ *     the macros of eddy/future.h (eddy_then(), eddy_sleep(), ...; futures
+ *     made inside eddy, such as a stream read's, are recorded without a
+ *     place);
+ *   - a future that is freed rejected while nobody observed the rejection
+ *     (no then/catch/finally, add_done, combinator or with_timeout waited
+ *     on it, no eddy_future_error(), _cause() or _message() read it) logs
+ *     a warning: "rejection never observed: EDDY_ETIMEOUT timed out
+ *     (created at app.c:42 in start)" (with " (cause E...)" when it has
+ *     one). Cancellations are not reported;
+ *   - a callback that runs longer than the slow-callback threshold (100 ms,
+ *     see eddy_loop_set_slow_callback()) logs "slow callback: ... took
+ *     N ms (registered at ...)"; for a future's callback, the place is
+ *     where the chaining call was made;
+ *   - eddy_loop_free() with futures or streams still alive logs how many,
+ *     then one line per future (state, references, where made) and per
+ *     watched stream;
+ *   - eddy_loop_walk() and eddy_loop_dump() list live futures too.
+ * Warnings go through the loop's logger. Normal mode stores nothing per
+ * future. Turning debug mode off forgets the records.
+ *
+ * @return 0; -EINVAL for a NULL loop; -ENOMEM.
+ */
+EDDY_API int eddy_loop_set_debug(eddy_loop_t *loop, int on);
+
+/** Non-zero if the loop is in debug mode; 0 for NULL. */
+EDDY_API int eddy_loop_debug(const eddy_loop_t *loop);
+
+/**
+ * Sets the threshold above which debug mode reports a callback as slow
+ * (default 0.1 s); kept whether or not debug mode is on.
+ *
+ * @return 0; -EINVAL for a NULL loop, a negative or NaN duration.
+ */
+EDDY_API int eddy_loop_set_slow_callback(eddy_loop_t *loop, double seconds);
+
+/**
+ * Writes a line per object eddy_loop_walk() finds to @p out, then a
+ * summary line with the counts of live futures and streams, e.g.
+ *   "future 0x55d0c0 pending refs 1 (created at app.c:42 in start)"
+ *   "stream 0x55d1a0 fd 7 watched"
+ *   "eddy loop: 3 futures, 1 stream, 0 servers alive"
+ *
+ * @return the number of objects listed; -EINVAL for a NULL loop or file.
+ */
+EDDY_API int eddy_loop_dump(eddy_loop_t *loop, FILE *out);
 
 #ifdef __cplusplus
 }

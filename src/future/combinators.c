@@ -273,6 +273,7 @@ eddy_future_t *eddy_with_timeout(eddy_future_t *f, double seconds)
     return r;
   }
   r->arg = timer;
+  eddy__timer_owns_future(timer);
   eddy_future_on_cancel(r, timeout_cancelled, NULL);
   return r;
 }
@@ -320,7 +321,29 @@ eddy_future_t *eddy_sleep(eddy_loop_t *loop, double seconds)
     return r;
   }
   r->arg = timer;
+  eddy__timer_owns_future(timer);
   eddy_future_ref(r);
   eddy_future_on_cancel(r, sleep_cancelled, NULL);
   return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The loop going away                                                       */
+/* ------------------------------------------------------------------------ */
+
+void eddy__future_abandon_timer(eddy_future_t *r)
+{
+  /* Cancelling borrows: the timer's reference may be the last one, and the
+   * sleep's hook drops it before cancel() is done with r. */
+  eddy_future_ref(r);
+  if (r->kind == EDDY__TIMEOUT) {
+    /* Pending: the hook frees the timer and the cancel reaches the input.
+     * Settled by hand: r's task, which frees the timer, still waits on the
+     * input; cancelling that queues it (or it is queued already). */
+    if (eddy_future_cancel(r) == EDDY_ESETTLED && r->upstream != NULL)
+      eddy_future_cancel(r->upstream);
+  } else if (eddy_future_cancel(r) == EDDY_ESETTLED) {
+    sleep_fired(r); /* a sleep settled by hand: its timer's reference */
+  }
+  eddy_future_unref(r);
 }

@@ -40,6 +40,9 @@ eddy_future_t *eddy__future_alloc(eddy_loop_t *loop)
   if (f == NULL)
     return NULL;
   *f = (eddy_future_t){ .loop = loop, .refs = 1 };
+  eddy__head(loop)->nfutures++;
+  if (eddy__head(loop)->debug)
+    eddy__debug_future_new(f);
   return f;
 }
 
@@ -49,12 +52,15 @@ static void future_free(eddy_future_t *f)
    * set while this future sits in such a list, so neither can remain. */
   assert(f->upstream == NULL);
   assert(f->waiters == NULL);
+  if (eddy__head(f->loop)->debug)
+    eddy__debug_future_free(f); /* may warn: it reads the outcome */
   if (f->is_shared)
     eddy_future_unref(f->shared); /* one level deep: never recursive */
   else if (f->state == EDDY_FUTURE_RESOLVED && f->value != NULL && f->value_free != NULL)
     f->value_free(f->value);
   else if (eddy__failed(f))
     free(f->message);
+  eddy__head(f->loop)->nfutures--;
   free(f);
 }
 
@@ -102,6 +108,8 @@ eddy_future_t *eddy_future_stop(eddy_loop_t *loop)
 
 void eddy__future_wait(eddy_future_t *f, struct eddy__task *task)
 {
+  if (eddy__head(f->loop)->debug)
+    eddy__debug_future_observed(f); /* whoever waits will see a rejection */
   if (f->state != EDDY_FUTURE_PENDING) {
     /* Already settled: still through the loop, never inline. */
     eddy__loop_defer(f->loop, task);
@@ -195,6 +203,12 @@ static int reject_va(eddy_future_t *f, int code, int cause, const char *fmt,
   return 0;
 }
 
+int eddy__future_reject_va(eddy_future_t *f, int code, int cause,
+                           const char *fmt, va_list ap)
+{
+  return reject_va(f, code, cause, fmt, ap);
+}
+
 int eddy_future_reject(eddy_future_t *f, int code, const char *fmt, ...)
 {
   va_list ap;
@@ -242,6 +256,8 @@ int eddy_future_settle_as(eddy_future_t *to, eddy_future_t *from)
     return EDDY_ESETTLED;
   if (from->state == EDDY_FUTURE_PENDING)
     return EDDY_EPENDING;
+  if (eddy__head(from->loop)->debug)
+    eddy__debug_future_observed(from); /* its outcome lives on in `to` */
   /* Share with the owner of the outcome, not with `from`, so that a long
    * chain of pass-throughs never builds a chain of shared references. */
   to->shared = eddy_future_ref((eddy_future_t *)eddy__outcome(from));
@@ -339,10 +355,18 @@ void *eddy_future_take(eddy_future_t *f, size_t *size)
   return value;
 }
 
+/* Debug mode: reading a failure's details counts as having seen it. */
+static void observed(const eddy_future_t *f)
+{
+  if (eddy__head(f->loop)->debug)
+    eddy__debug_future_observed(f);
+}
+
 int eddy_future_error(const eddy_future_t *f)
 {
   if (f == NULL || !eddy__failed(f))
     return 0;
+  observed(f);
   return eddy__outcome(f)->error;
 }
 
@@ -350,6 +374,7 @@ int eddy_future_cause(const eddy_future_t *f)
 {
   if (f == NULL || !eddy__failed(f))
     return 0;
+  observed(f);
   return eddy__outcome(f)->cause;
 }
 
@@ -359,6 +384,7 @@ const char *eddy_future_message(const eddy_future_t *f)
 
   if (f == NULL || !eddy__failed(f))
     return NULL;
+  observed(f);
   o = eddy__outcome(f);
   return o->message != NULL ? o->message : eddy_strerror(o->error);
 }

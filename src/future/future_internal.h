@@ -23,6 +23,7 @@
 #ifndef EDDY_FUTURE_INTERNAL_H
 #define EDDY_FUTURE_INTERNAL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "eddy/future.h"
@@ -107,6 +108,11 @@ void eddy__future_wait(eddy_future_t *f, struct eddy__task *task);
  * one on d.
  */
 void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f);
+
+/* eddy_future_reject_cause() with a va_list. */
+int eddy__future_reject_va(eddy_future_t *f, int code, int cause,
+                           const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* The future whose fields hold f's outcome (f itself unless it shares). */
 static inline const eddy_future_t *eddy__outcome(const eddy_future_t *f)

@@ -110,9 +110,36 @@ int eddy_loop_add_handler(eddy_loop_t *loop, int fd, unsigned events,
   s->arg = arg;
   s->wanted = events & IO_MASK;
   s->active = 1;
+  s->kind = EDDY__FD_USER;
   s->gen++;
   io_queue(loop, fd);
   return 0;
+}
+
+size_t eddy__io_close_streams(eddy_loop_t *loop)
+{
+  size_t n = 0;
+  int fd;
+
+  if (loop->head.close_stream == NULL)
+    return 0;
+  /* By index: closing removes the stream's handler, maybe others'. */
+  for (fd = 0; fd < loop->nslots; fd++) {
+    struct eddy__slot *s = &loop->slots[fd];
+    if (s->active && s->kind == EDDY__FD_STREAM) {
+      loop->head.close_stream(s->arg);
+      n++;
+    }
+  }
+  return n;
+}
+
+void eddy__loop_set_fd_kind(eddy_loop_t *loop, int fd, enum eddy__fd_kind kind)
+{
+  struct eddy__slot *s = io_slot(loop, fd);
+
+  if (s != NULL)
+    s->kind = (unsigned char)kind;
 }
 
 int eddy_loop_update_handler(eddy_loop_t *loop, int fd, unsigned events)
@@ -219,8 +246,15 @@ void eddy__io_dispatch(eddy_loop_t *loop)
       ev = EDDY_ERROR | s->wanted;
     else
       ev = e.events & s->wanted;
-    if (ev != 0)
+    if (ev == 0)
+      continue;
+    if (loop->head.debug) {
+      int64_t t0 = eddy__debug_clock();
       s->cb(loop, e.fd, ev, s->arg);
+      eddy__debug_slow(loop, t0, "an fd handler", NULL);
+    } else {
+      s->cb(loop, e.fd, ev, s->arg);
+    }
   }
   loop->nfired = 0;
 }

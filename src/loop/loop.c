@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -106,6 +107,8 @@ static eddy_loop_t *loop_new(const struct eddy__backend *be)
   loop->now = clock_ns();
   loop->dtail = &loop->dhead;
   loop->stail = &loop->shead;
+  loop->log_level = eddy__log_level_from_env();
+  eddy__debug_init(loop);
   eddy_list_init(&loop->timers);
   eddy_list_init(&loop->due);
   eddy_list_init(&loop->lingers);
@@ -125,6 +128,7 @@ static eddy_loop_t *loop_new(const struct eddy__backend *be)
     errno = -rc;
     return NULL;
   }
+  eddy__debug_from_env(loop);
   return loop;
 }
 
@@ -148,9 +152,14 @@ static void drain_deferred(eddy_loop_t *loop)
   }
 }
 
+/* Rounds of "close the watched streams, cancel the timers' futures, run
+ * what that queued". */
+#define FREE_ABANDON_ROUNDS 8
+
 void eddy_loop_free(eddy_loop_t *loop)
 {
   struct eddy__soon *s, *next;
+  int rounds;
 
   if (loop == NULL)
     return;
@@ -169,6 +178,18 @@ void eddy_loop_free(eddy_loop_t *loop)
   eddy__signals_fini(loop);
   eddy__wakeup_drop(loop);
   drain_deferred(loop);
+  /* Then the streams still watched (an operation pending: the stream holds
+   * itself) and sleeps and timeouts (their timers hold the futures). A
+   * chain told of it may start more (a connect its next attempt): a few
+   * rounds, bounded. */
+  for (rounds = 0; rounds < FREE_ABANDON_ROUNDS; rounds++) {
+    size_t n = eddy__io_close_streams(loop);
+    n += eddy__timers_abandon(loop);
+    if (n == 0)
+      break;
+    drain_deferred(loop);
+  }
+  eddy__debug_fini(loop);
   eddy__wakeup_fini(loop);
   eddy__lingers_fini(loop); /* before the timers: each owns one */
   eddy__timers_fini(loop);
@@ -223,7 +244,13 @@ void eddy__loop_run_deferred(eddy_loop_t *loop)
     if (loop->dhead == NULL)
       loop->dtail = &loop->dhead;
     t->next = NULL;
-    t->run(t);
+    if (loop->head.debug) {
+      int64_t t0 = eddy__debug_clock();
+      t->run(t);
+      eddy__debug_slow(loop, t0, "a deferred task (a future's callback)", t);
+    } else {
+      t->run(t);
+    }
   }
 }
 
@@ -269,7 +296,13 @@ static void run_soon(eddy_loop_t *loop)
     } else {
       free(s);
     }
-    cb(arg);
+    if (loop->head.debug) {
+      int64_t t0 = eddy__debug_clock();
+      cb(arg);
+      eddy__debug_slow(loop, t0, "a call_soon callback", NULL);
+    } else {
+      cb(arg);
+    }
   }
 }
 
@@ -293,7 +326,8 @@ static int poll_timeout(eddy_loop_t *loop)
   return wait > INT_MAX ? INT_MAX : (int)wait;
 }
 
-static int iterate(eddy_loop_t *loop)
+/* @max_ms caps the poll's wait (-1: no cap), for eddy_loop_run_once(). */
+static int iterate(eddy_loop_t *loop, int max_ms)
 {
   int rc, timeout;
 
@@ -304,6 +338,8 @@ static int iterate(eddy_loop_t *loop)
   eddy__loop_run_deferred(loop);
   eddy__io_apply(loop);
   timeout = poll_timeout(loop);
+  if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
+    timeout = max_ms;
   rc = loop->backend->wait(loop, timeout);
   loop->now = clock_ns();
   if (rc < 0) {
@@ -352,7 +388,7 @@ int eddy_loop_run(eddy_loop_t *loop)
   if ((rc = loop_enter(loop)) < 0)
     return rc;
   do
-    rc = iterate(loop);
+    rc = iterate(loop, -1);
   while (rc == 0 && !loop->stop);
   loop_leave(loop);
   return rc;
@@ -390,7 +426,7 @@ int eddy_loop_run_until(eddy_loop_t *loop, eddy_future_t *future, double timeout
   if (timeout > 0)
     eddy_timer_start(&timer, timeout, 0);
   for (;;) {
-    rc = iterate(loop);
+    rc = iterate(loop, -1);
     if (rc < 0 || eddy_future_done(future))
       break;
     if (u.expired) {
@@ -409,6 +445,63 @@ int eddy_loop_run_until(eddy_loop_t *loop, eddy_future_t *future, double timeout
   eddy__timer_deinit(&timer);
   loop_leave(loop);
   return rc;
+}
+
+/* ---- embedding ---------------------------------------------------------- */
+
+int eddy_loop_backend_fd(const eddy_loop_t *loop)
+{
+  if (loop == NULL)
+    return -EINVAL;
+#ifdef EDDY_HAVE_EPOLL
+  if (loop->backend == &eddy__backend_epoll)
+    return loop->epfd;
+#endif
+  /* poll() has no kernel object that stands for the whole fd set; making
+   * one (an epoll set mirroring the pollfd array) would be the epoll
+   * backend again. Any other backend must say what its descriptor means
+   * before it is handed out here. */
+  return -ENOTSUP;
+}
+
+int eddy_loop_run_once(eddy_loop_t *loop, double timeout)
+{
+  int rc, max_ms;
+
+  if (loop == NULL || isnan(timeout))
+    return EDDY_EUSAGE;
+  if (timeout < 0)
+    max_ms = -1;
+  else if (timeout * 1000.0 >= (double)INT_MAX)
+    max_ms = INT_MAX;
+  else if ((max_ms = (int)(timeout * 1000.0)) < timeout * 1000.0)
+    max_ms++; /* round up: a 0.1 ms cap must not turn into a busy poll */
+  if ((rc = loop_enter(loop)) < 0)
+    return rc;
+  rc = iterate(loop, max_ms);
+  /* The handlers that just ran may have asked for new interest (a stream
+   * accepted, a write that could not finish): the host loop polls the
+   * backend fd next, which only knows what has reached the kernel. */
+  if (rc == 0)
+    eddy__io_apply(loop);
+  loop_leave(loop);
+  return rc;
+}
+
+double eddy_loop_next_timeout(const eddy_loop_t *loop)
+{
+  int64_t next, now;
+
+  if (loop == NULL)
+    return -1;
+  if (loop->nonblock || loop->shead != NULL || loop->dhead != NULL ||
+      loop->nfired > 0 || loop->nchanges > 0 || !eddy_list_empty(&loop->due))
+    return 0;
+  next = eddy__timers_next(loop);
+  if (next < 0)
+    return -1;
+  now = clock_ns();
+  return next <= now ? 0 : (double)(next - now) / 1e9;
 }
 
 int eddy_loop_after_fork(eddy_loop_t *loop)

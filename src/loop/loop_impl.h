@@ -34,6 +34,7 @@ struct eddy__slot {
   unsigned char active;
   unsigned char kreg;   /* registered with the kernel */
   unsigned char queued; /* in loop->changes */
+  unsigned char kind;   /* enum eddy__fd_kind (fills what was padding) */
   int bidx;             /* the poll backend's index, or -1 */
 };
 
@@ -100,12 +101,16 @@ struct eddy_timer {
   unsigned char state;
   unsigned char oneshot;     /* call_later: frees itself after running */
   unsigned char listed;      /* on loop->timers */
+  unsigned char owns_future; /* arg is a future eddy_loop_free() releases */
 };
 
 struct eddy__sigs;
 struct eddy__pool;
 
+struct eddy__debug;
+
 struct eddy_loop {
+  struct eddy__loop_head head; /* first: see loop_internal.h */
   const struct eddy__backend *backend;
   int64_t now; /* ns on CLOCK_MONOTONIC, sampled once per iteration */
   pid_t pid;
@@ -157,7 +162,14 @@ struct eddy_loop {
 
   eddy_log_fn logfn;
   void *logarg;
+  int log_level; /* the default logger's threshold */
+
+  struct eddy__debug *dbg; /* debug mode's side tables (debug.c), or NULL */
+  int64_t slow_ns;         /* debug mode's slow-callback threshold */
 };
+
+/* The default slow-callback threshold, asyncio's slow_callback_duration. */
+#define EDDY__SLOW_DEFAULT_NS (100 * 1000000LL)
 
 /* loop.c */
 void eddy__loop_run_deferred(eddy_loop_t *loop);
@@ -176,6 +188,8 @@ void eddy__io_fire(eddy_loop_t *loop, int fd, unsigned events);
 void eddy__io_apply(eddy_loop_t *loop);
 void eddy__io_dispatch(eddy_loop_t *loop);
 void eddy__io_forget_kernel(eddy_loop_t *loop);
+/* eddy_loop_free(): closes every stream the loop still watches. */
+size_t eddy__io_close_streams(eddy_loop_t *loop); /* @return how many */
 
 /* timer.c */
 int eddy__timer_init(eddy_timer_t *t, eddy_loop_t *loop, eddy_callback_fn cb,
@@ -184,6 +198,9 @@ void eddy__timer_deinit(eddy_timer_t *t);
 void eddy__timers_run(eddy_loop_t *loop);
 int64_t eddy__timers_next(const eddy_loop_t *loop); /* deadline, or -1 */
 void eddy__timers_fini(eddy_loop_t *loop);
+/* eddy_loop_free(): hands every timer that keeps a future alive to
+ * eddy__future_abandon_timer(). @return how many there were. */
+size_t eddy__timers_abandon(eddy_loop_t *loop);
 int64_t eddy__seconds_to_ns(double s);
 
 /* wakeup.c */
@@ -201,6 +218,23 @@ int eddy__signals_after_fork(eddy_loop_t *loop);
 /* threadpool.c */
 void eddy__pool_fini(eddy_loop_t *loop);
 int eddy__pool_after_fork(eddy_loop_t *loop);
+
+/* log.c: the threshold EDDY_LOG asks for (WARNING without it). */
+int eddy__log_level_from_env(void);
+
+/* debug.c */
+/* Sets up introspection (allocates nothing). */
+void eddy__debug_init(eddy_loop_t *loop);
+/* Debug mode if EDDY_DEBUG asks for it: once the loop is complete, so a
+ * failed construction has no side table to free. */
+void eddy__debug_from_env(eddy_loop_t *loop);
+/* At eddy_loop_free(): in debug mode, lists what is still alive. */
+void eddy__debug_fini(eddy_loop_t *loop);
+int64_t eddy__debug_clock(void);
+/* In debug mode: logs a callback that ran since @t0 longer than the
+ * threshold; @key, if it is a future (its task), tells where it was made. */
+void eddy__debug_slow(eddy_loop_t *loop, int64_t t0, const char *what,
+                      const void *key);
 
 /* Sets FD_CLOEXEC and O_NONBLOCK where pipe2() is missing. */
 int eddy__pipe(int fds[2]);

@@ -10,6 +10,50 @@
 #define EDDY_LOOP_INTERNAL_H
 
 #include "eddy/loop.h"
+#include "common/list.h"
+
+/*
+ * The loop's first member: what the layers above count in it directly, so
+ * that counting a future or a stream costs an increment, not a call, and
+ * no field in the counted object.
+ */
+struct eddy__loop_head {
+  size_t nfutures;      /* futures alive */
+  size_t nstreams;      /* streams alive (closed or not, until freed) */
+  struct eddy_list objs; /* struct eddy__loop_obj: the servers */
+  unsigned char debug;  /* eddy_loop_set_debug() */
+  /* Set by the stream layer when it makes a stream on this loop:
+   * eddy_loop_free() closes each stream it still watches with it. */
+  void (*close_stream)(void *stream);
+};
+
+static inline struct eddy__loop_head *eddy__head(eddy_loop_t *loop)
+{
+  return (struct eddy__loop_head *)(void *)loop;
+}
+
+/* A node an object embeds to be found by eddy_loop_walk(): for the few
+ * objects (servers) that can afford 32 bytes. */
+struct eddy__loop_obj {
+  struct eddy_list link;
+  void *object;
+  int kind; /* eddy_loop_object_kind_t */
+};
+
+void eddy__loop_obj_add(eddy_loop_t *loop, struct eddy__loop_obj *o, int kind,
+                        void *object);
+void eddy__loop_obj_remove(struct eddy__loop_obj *o);
+
+/* What an fd handler belongs to; eddy_loop_add_handler() makes USER. */
+enum eddy__fd_kind {
+  EDDY__FD_USER = 0,
+  EDDY__FD_INTERNAL, /* the wakeup, signals: never keeps a loop busy */
+  EDDY__FD_STREAM,   /* arg is the stream */
+  EDDY__FD_LISTEN    /* a server's listening socket */
+};
+
+/* Labels the handler of @fd (added just before); a no-op without one. */
+void eddy__loop_set_fd_kind(eddy_loop_t *loop, int fd, enum eddy__fd_kind kind);
 
 struct eddy__task {
   struct eddy__task *next;
@@ -24,6 +68,35 @@ struct eddy__task {
  * A task must not be queued twice before it has run.
  */
 void eddy__loop_defer(eddy_loop_t *loop, struct eddy__task *task);
+
+/*
+ * Marks @t (from eddy_timer_new(), its arg a future) as keeping that future
+ * alive: eddy_loop_free() then passes the future to
+ * eddy__future_abandon_timer() instead of just freeing the timer, which
+ * would leak the future and whatever chain waits on it.
+ */
+void eddy__timer_owns_future(eddy_timer_t *t);
+
+/*
+ * Defined with sleep and with_timeout (src/future/combinators.c): settles
+ * or unblocks @f, the future a marked timer keeps alive, so that the
+ * timer is freed and the future released once the deferred tasks this
+ * queues have run.
+ */
+void eddy__future_abandon_timer(eddy_future_t *f);
+
+/*
+ * Debug mode's record of each future (src/loop/debug.c), keyed by its
+ * address. The future layer calls these only while eddy__head(loop)->debug
+ * is set, so normal mode pays one test per call site.
+ */
+void eddy__debug_future_new(eddy_future_t *f);
+void eddy__debug_future_site(eddy_future_t *f, const char *file, int line,
+                             const char *func);
+/* Someone waits on f or read its error: its rejection is not lost. */
+void eddy__debug_future_observed(const eddy_future_t *f);
+/* Before f is freed: warns of a rejection nobody observed. */
+void eddy__debug_future_free(eddy_future_t *f);
 
 /* Logs through the loop's logger (same as eddy_loop_log()). */
 void eddy__log(eddy_loop_t *loop, eddy_log_level_t level, const char *fmt, ...)

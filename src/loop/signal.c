@@ -103,6 +103,7 @@ static int sig_sync(eddy_loop_t *loop, struct eddy__sigs *s)
   if (s->rfd >= 0)
     return 0;
   rc = eddy_loop_add_handler(loop, fd, EDDY_READ, sig_on_read, s);
+  eddy__loop_set_fd_kind(loop, fd, EDDY__FD_INTERNAL);
   if (rc < 0) {
     close(fd);
     return rc;
@@ -195,6 +196,7 @@ static int sig_open(eddy_loop_t *loop, struct eddy__sigs *s)
   if (rc < 0)
     return rc;
   rc = eddy_loop_add_handler(loop, fds[0], EDDY_READ, sig_on_read, s);
+  eddy__loop_set_fd_kind(loop, fds[0], EDDY__FD_INTERNAL);
   if (rc < 0) {
     close(fds[0]);
     close(fds[1]);

@@ -46,7 +46,13 @@ int eddy__timer_init(eddy_timer_t *t, eddy_loop_t *loop, eddy_callback_fn cb,
   t->state = EDDY__TIMER_IDLE;
   t->oneshot = 0;
   t->listed = 0;
+  t->owns_future = 0;
   return 0;
+}
+
+void eddy__timer_owns_future(eddy_timer_t *t)
+{
+  t->owns_future = 1;
 }
 
 void eddy__timer_deinit(eddy_timer_t *t)
@@ -200,7 +206,13 @@ void eddy__timers_run(eddy_loop_t *loop)
       timer_arm(t, next_tick(t->hn.key, t->repeat, loop->now));
     else if (t->oneshot)
       eddy_timer_free(t);
-    cb(arg);
+    if (loop->head.debug) {
+      int64_t t0 = eddy__debug_clock();
+      cb(arg);
+      eddy__debug_slow(loop, t0, "a timer callback", NULL);
+    } else {
+      cb(arg);
+    }
   }
 }
 
@@ -208,6 +220,35 @@ int64_t eddy__timers_next(const eddy_loop_t *loop)
 {
   struct eddy__hnode *hn = eddy__heap_min(&loop->heap);
   return hn == NULL ? -1 : hn->key;
+}
+
+size_t eddy__timers_abandon(eddy_loop_t *loop)
+{
+  struct eddy_list seen;
+  size_t n = 0;
+
+  /* Abandoning frees timers, maybe others than the one at hand (a
+   * with_timeout cancels its input, maybe a sleep): so take the head each
+   * time, and move it out of the way first in case it survives (a future
+   * settled by hand whose clean-up is a queued task). */
+  eddy_list_init(&seen);
+  while (!eddy_list_empty(&loop->timers)) {
+    eddy_timer_t *t = eddy_container_of(loop->timers.next, eddy_timer_t, link);
+
+    eddy_list_remove(&t->link);
+    eddy_list_insert_tail(&seen, &t->link);
+    if (t->owns_future) {
+      t->owns_future = 0;
+      n++;
+      eddy__future_abandon_timer(t->arg);
+    }
+  }
+  while (!eddy_list_empty(&seen)) {
+    struct eddy_list *l = seen.next;
+    eddy_list_remove(l);
+    eddy_list_insert_tail(&loop->timers, l);
+  }
+  return n;
 }
 
 void eddy__timers_fini(eddy_loop_t *loop)

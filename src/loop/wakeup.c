@@ -118,6 +118,7 @@ static int wake_open(eddy_loop_t *loop)
   loop->wake_rfd = fds[0];
   loop->wake_wfd = fds[1];
   rc = eddy_loop_add_handler(loop, fds[0], EDDY_READ, wake_on_read, NULL);
+  eddy__loop_set_fd_kind(loop, fds[0], EDDY__FD_INTERNAL);
   if (rc < 0) {
     close(fds[0]);
     if (fds[1] != fds[0])

@@ -76,6 +76,7 @@ void eddy__io_update(eddy_stream_t *s)
     if (!want && !(s->watch_idle && !s->can_read && s->state == EDDY__ST_OPEN))
       return;
     int rc = eddy_loop_add_handler(s->loop, s->fd, want, eddy__io_handler, s);
+    eddy__loop_set_fd_kind(s->loop, s->fd, EDDY__FD_STREAM);
     if (rc < 0) {
       eddy__stream_close(s, rc, "cannot watch the file descriptor");
       return;

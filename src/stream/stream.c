@@ -90,6 +90,14 @@ static const eddy_stream_options_t *options_for_stream(const eddy_stream_options
 static void close_task_run(struct eddy__task *task);
 static void late_task_run(struct eddy__task *task);
 
+/* eddy_loop_free() with the stream still watched: an operation is pending
+ * (the stream holds itself for it) or it waits for the peer's close. Closing
+ * settles the operations, so their chains run and release it. */
+static void close_for_loop_free(void *stream)
+{
+  eddy__stream_close(stream, EDDY_ECANCELLED, "its loop is being freed");
+}
+
 eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
                                   const eddy_stream_options_t *options)
 {
@@ -118,6 +126,8 @@ eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
   s->loop = loop;
   s->fd = fd;
   s->refs = 1;
+  eddy__head(loop)->nstreams++;
+  eddy__head(loop)->close_stream = close_for_loop_free;
   s->state = fd < 0 ? EDDY__ST_UNCONNECTED : EDDY__ST_OPEN;
   s->is_pipe = is_pipe ? 1 : 0;
   s->can_read = s->can_write = 1;
@@ -181,6 +191,7 @@ static void stream_free(eddy_stream_t *s)
   free(s->error_msg);
   if (s->opt != &default_options)
     free((void *)s->opt);
+  eddy__head(s->loop)->nstreams--;
   free(s);
 }
 

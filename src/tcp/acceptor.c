@@ -74,6 +74,8 @@ static void rearm(struct eddy__acceptor *a)
       continue;
     }
     int rc = eddy_loop_add_handler(a->loop, a->fds[i], EDDY_READ, on_readable, a);
+    if (rc == 0)
+      eddy__loop_set_fd_kind(a->loop, a->fds[i], EDDY__FD_LISTEN);
     if (rc < 0 && rc != -EEXIST) { /* -ENOMEM: try again later */
       while (i > 0)
         eddy_loop_remove_handler(a->loop, a->fds[--i]);
@@ -237,6 +239,7 @@ static int add_checked(struct eddy__acceptor *a, const int *fds, size_t n)
   }
   for (size_t i = 0; a->armed && i < n; i++) {
     int rc = eddy_loop_add_handler(a->loop, fds[i], EDDY_READ, on_readable, a);
+    eddy__loop_set_fd_kind(a->loop, fds[i], EDDY__FD_LISTEN);
     if (rc < 0) {
       while (i > 0)
         eddy_loop_remove_handler(a->loop, fds[--i]);

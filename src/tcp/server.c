@@ -115,6 +115,8 @@ struct eddy_tcp_server {
 
   struct eddy__task drain_task; /* hands queued streams to a new handler */
   int drain_queued;
+
+  struct eddy__loop_obj walk_node; /* eddy_loop_walk() finds it */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -131,6 +133,7 @@ static void server_release(void *arg)
   eddy_tcp_server_t *srv = arg;
   if (--srv->refs > 0)
     return;
+  eddy__loop_obj_remove(&srv->walk_node);
   eddy_timer_free(srv->grace);
   eddy_future_unref(srv->shutdown);
   SSL_CTX_free(srv->opts.tls_ctx);
@@ -526,6 +529,7 @@ eddy_tcp_server_t *eddy_tcp_server_new(eddy_loop_t *loop,
   }
   eddy_list_init(&srv->conns);
   eddy_list_init(&srv->handshaking);
+  eddy__loop_obj_add(loop, &srv->walk_node, EDDY_OBJECT_SERVER, srv);
   srv->drain_task.run = run_drain;
   eddy__acceptor_init(&srv->acc, loop, &acceptor_ops, srv);
   return srv;
