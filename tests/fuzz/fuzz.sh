@@ -29,8 +29,9 @@ newest=$(ls -t $(for f in $FUZZ_SOURCES; do echo "$srcdir/$f"; done) \
   "$srcdir"/src/*/*.h "$srcdir"/include/eddy/*.h | head -n 1)
 objs=""
 for f in $FUZZ_SOURCES; do
-  case $f in *.c) ;; *) continue ;; esac
-  o="$obj/$(echo "$f" | tr / _ | sed 's/\.c$/.o/')"
+  # C and assembly (the coroutine switch); headers are not compiled.
+  case $f in *.c|*.S) ;; *) continue ;; esac
+  o="$obj/$(echo "$f" | tr / _ | sed 's/\.[cS]$/.o/')"
   objs="$objs $o"
   if [ ! -f "$o" ] || [ "$newest" -nt "$o" ]; then
     echo "  FUZZCC   $f"
