@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <check.h>
+
 #include "eddy/loop.h"
 
 /* Whether valgrind runs this process (its preload is mapped). */
@@ -55,6 +57,20 @@ static inline int test_select_backend(void)
   }
 #endif
   return 0;
+}
+
+/** The main() of a suite that runs once per backend: picks the backend
+ *  (or skips), runs @s (CK_VERBOSITY applies) and frees it.
+ *  @return the process's exit status. */
+static inline int test_run_suite(Suite *s)
+{
+  if (test_select_backend() != 0)
+    return 77;
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 #endif

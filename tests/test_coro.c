@@ -22,46 +22,8 @@
 #include <unistd.h>
 
 #include <eddy.h>
-
-static eddy_loop_t *L;
-
-static void setup(void)
-{
-  L = eddy_loop_new();
-  ck_assert_ptr_nonnull(L);
-}
-
-static void teardown(void)
-{
-  eddy_loop_free(L);
-  L = NULL;
-}
-
-/* A bound for run(), scaled as Check's timeout is under check-valgrind. */
-static double run_bound(void)
-{
-  const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
-  int k = m != NULL ? atoi(m) : 1;
-
-  return 30.0 * (k > 1 ? k : 1);
-}
-
-/* Runs the loop until f settles; the test keeps its reference. */
-static void run(eddy_future_t *f)
-{
-  ck_assert_ptr_nonnull(f);
-  ck_assert_int_eq(eddy_loop_run_until(L, f, run_bound()), 0);
-  ck_assert(eddy_future_done(f));
-}
-
-/* Runs the loop for @p seconds. */
-static void run_for(double seconds)
-{
-  eddy_future_t *f = eddy_sleep(L, seconds);
-
-  run(f);
-  eddy_future_unref(f);
-}
+#include "test_backend.h"
+#include "future_fixtures.h"
 
 static int freed;
 
@@ -807,15 +769,5 @@ static Suite *coro_suite(void)
 
 int main(void)
 {
-  SRunner *sr;
-  int failed;
-
-#ifdef EDDY_TEST_BACKEND
-  setenv("EDDY_BACKEND", EDDY_TEST_BACKEND, 1);
-#endif
-  sr = srunner_create(coro_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return test_run_suite(coro_suite());
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <eddy.h>
+#include "test_backend.h"
 
 /* ---- captured log ------------------------------------------------------- */
 
@@ -517,15 +518,5 @@ static Suite *debug_suite(void)
 
 int main(void)
 {
-  SRunner *sr;
-  int failed;
-
-#ifdef EDDY_TEST_BACKEND
-  setenv("EDDY_BACKEND", EDDY_TEST_BACKEND, 1);
-#endif
-  sr = srunner_create(debug_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return test_run_suite(debug_suite());
 }

@@ -18,50 +18,8 @@
 #endif
 
 #include <eddy.h>
+#include "future_fixtures.h"
 #include "test_backend.h"
-
-static eddy_loop_t *L;
-
-static void setup(void)
-{
-  L = eddy_loop_new();
-  ck_assert_ptr_nonnull(L);
-}
-
-static void teardown(void)
-{
-  eddy_loop_free(L);
-  L = NULL;
-}
-
-/* run()'s bound: a safety net under Check's own timeout, scaled as that
- * one is (check-valgrind sets CK_TIMEOUT_MULTIPLIER), so a slow, shared
- * machine never fails a test that would pass. */
-static double run_bound(void)
-{
-  const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
-  int k = m != NULL ? atoi(m) : 1;
-
-  return 30.0 * (k > 1 ? k : 1);
-}
-
-/* Runs the loop until f settles; the test keeps its reference. */
-static void run(eddy_future_t *f)
-{
-  ck_assert_ptr_nonnull(f);
-  ck_assert_int_eq(eddy_loop_run_until(L, f, run_bound()), 0);
-  ck_assert(eddy_future_done(f));
-}
-
-/* Runs every task queued so far: a step on a settled future queues behind
- * them, and the loop runs its queue in order. */
-static void drain(void)
-{
-  eddy_future_t *f = eddy_then(eddy_future_resolved(L, NULL, NULL), NULL, NULL);
-
-  run(f);
-  eddy_future_unref(f);
-}
 
 /* ---- recording --------------------------------------------------------- */
 
@@ -1676,14 +1634,5 @@ static Suite *future_suite(void)
 
 int main(void)
 {
-  SRunner *sr;
-  int failed;
-
-  if (test_select_backend() != 0)
-    return 77;
-  sr = srunner_create(future_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return test_run_suite(future_suite());
 }

@@ -553,14 +553,5 @@ static Suite *loop_suite(void)
 
 int main(void)
 {
-  SRunner *sr;
-  int failed;
-
-  if (test_select_backend() != 0)
-    return 77;
-  sr = srunner_create(loop_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return test_run_suite(loop_suite());
 }
