@@ -20,6 +20,8 @@ import random
 import socket
 import sys
 
+from echo_client import send_in_chunks
+
 
 async def client(i, rng, connect, allow_cut):
     reader, writer = await connect()
@@ -30,19 +32,8 @@ async def client(i, rng, connect, allow_cut):
         for _ in range(nlines))
     half_close = i % 2 == 0
 
-    async def send():
-        off = 0
-        while off < len(lines):
-            n = rng.randint(1, 2048)
-            writer.write(lines[off:off + n])
-            off += n
-            await writer.drain()
-            if rng.random() < 0.3:
-                await asyncio.sleep(rng.random() * 0.01)
-        if half_close:
-            writer.write_eof()
-
-    sender = asyncio.ensure_future(send())
+    sender = asyncio.ensure_future(
+        send_in_chunks(writer, lines, rng, 2048, 0.3, half_close))
     got = bytearray()
     error = None
     try:

@@ -48,6 +48,8 @@ import struct
 import sys
 import time
 
+from echo_client import send_in_chunks
+
 HELLO = b"Hello, world!"
 SLICE = 30.0  # longest wait for any one step: past that, the server stalled
 
@@ -131,19 +133,8 @@ class Client:
         got = bytearray()
         err = None
 
-        async def send():
-            off = 0
-            while off < len(data):
-                n = rng.randint(1, 4096)
-                writer.write(data[off:off + n])
-                off += n
-                await writer.drain()
-                if rng.random() < 0.1:
-                    await asyncio.sleep(rng.random() * 0.01)
-            if half_close:
-                writer.write_eof()
-
-        sender = asyncio.ensure_future(send())
+        sender = asyncio.ensure_future(
+            send_in_chunks(writer, data, rng, 4096, 0.1, half_close))
         try:
             if slow:
                 while len(got) < len(due):
