@@ -38,6 +38,9 @@ grep -q "cannot embed the poll backend" "$tmp/poll.err" ||
 
 # start ARGS...: runs glib-echo in the background; sets $pid and $port.
 start() {
+  # Gone first: the background shell truncates it only when it gets to
+  # run, and a second start must not read the first run's line.
+  rm -f "$tmp/out" "$tmp/err"
   timeout --foreground 120 "$GECHO" --address 127.0.0.1 --port 0 "$@" \
     >"$tmp/out" 2>"$tmp/err" &
   pid=$!
