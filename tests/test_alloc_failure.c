@@ -254,6 +254,125 @@ START_TEST(test_then_callback_allocation)
 }
 END_TEST
 
+/* ---- a write the kernel cannot take at once ---------------------------------
+ * Found by make check-faults: a TLS echo stalled for good when the record
+ * of a write that had to wait for the kernel could not be allocated. The
+ * write failed with -ENOMEM, but its bytes stayed queued with no write
+ * interest, and the stream, held open by them, never flushed nor closed.
+ * Here each allocation of such a write fails in turn (the path is the
+ * same for every stream; TLS only adds its own): the bytes must either
+ * all arrive (the write resolved) or
+ * stop at a prefix followed by the end of the connection (the write
+ * failed with -ENOMEM and the stream closed), never just stop. */
+
+#define BIG (2u * 1024u * 1024u)
+
+struct sink {
+  int fd;
+  size_t got;
+  int ended;
+};
+
+/* Reads whatever the peer socket has, as the far end of the connection. */
+static void sink_read(eddy_loop_t *loop, int fd, unsigned events, void *arg)
+{
+  struct sink *k = arg;
+  char buf[65536];
+  ssize_t r;
+  (void)events;
+  while ((r = read(fd, buf, sizeof buf)) > 0)
+    k->got += (size_t)r;
+  if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+    k->ended = 1;
+    eddy_loop_remove_handler(loop, fd);
+  }
+}
+
+static void stop_when_out(void *arg);
+
+struct watch {
+  eddy_loop_t *loop;
+  struct sink *sink;
+  eddy_timer_t *timer;
+};
+
+/* Stops the loop once the sink has everything or saw the end. */
+static void stop_when_out(void *arg)
+{
+  struct watch *w = arg;
+  if (w->sink->got >= BIG || w->sink->ended)
+    eddy_loop_stop(w->loop);
+}
+
+/* One write of BIG bytes with allocation @fail_nth of it failing.
+ * @return the allocations the write call made. */
+static long big_write_run(long fail_nth)
+{
+  static char data[BIG];
+  int fds[2];
+  ck_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+  ck_assert(fcntl(fds[1], F_SETFL, O_NONBLOCK) == 0);
+  eddy_loop_t *loop = eddy_loop_new();
+  ck_assert(loop != NULL);
+  eddy_loop_set_logger(loop, log_nothing, NULL);
+  eddy_stream_t *s = eddy_stream_new_socket(loop, fds[0], NULL);
+  ck_assert(s != NULL);
+
+  struct sink sink = {fds[1], 0, 0};
+  ck_assert(eddy_loop_add_handler(loop, fds[1], EDDY_READ, sink_read, &sink) == 0);
+  allocations = 0;
+  fail_at = fail_nth;
+  armed = 1;
+  eddy_future_t *w = eddy_stream_write(s, data, sizeof data);
+  armed = 0;
+  long used = allocations;
+
+  struct watch watch = {loop, &sink, eddy_timer_new(loop, stop_when_out, &watch)};
+  ck_assert(watch.timer != NULL);
+  ck_assert(eddy_timer_start(watch.timer, 0.001, 0.001) == 0);
+  eddy_future_t *bound = eddy_sleep(loop, w != NULL ? 10.0 : 0.05);
+  ck_assert(bound != NULL);
+  eddy_loop_run_until(loop, bound, 10.0);
+  if (w == NULL) {
+    /* The write's future could not be made: nothing was written, and the
+     * stream goes on as before. */
+    ck_assert_uint_eq(sink.got, 0);
+    ck_assert(!eddy_stream_closed(s));
+  } else if (sink.got < BIG) {
+    ck_assert_msg(sink.ended,
+                  "allocation %ld of a queued write failed: %zu of %u bytes arrived, "
+                  "then nothing, and the connection stayed open", fail_nth, sink.got, BIG);
+    ck_assert(eddy_future_done(w));
+    ck_assert_int_eq(eddy_future_error(w), -ENOMEM);
+    ck_assert(eddy_stream_closed(s));
+  } else {
+    ck_assert(eddy_future_done(w));
+  }
+  eddy_future_unref(w);
+  eddy_future_unref(bound);
+  eddy_timer_free(watch.timer);
+  if (!sink.ended)
+    eddy_loop_remove_handler(loop, fds[1]);
+  eddy_stream_unref(s);
+  eddy_future_t *settle = eddy_sleep(loop, 0.001);
+  eddy_loop_run_until(loop, settle, 10.0);
+  eddy_future_unref(settle);
+  eddy_loop_free(loop);
+  close(fds[1]);
+  return used;
+}
+
+START_TEST(test_queued_write_allocation)
+{
+  long n = 0, used;
+  do {
+    n++;
+    used = big_write_run(n);
+  } while (n <= used);
+  ck_assert_int_gt(n, 2); /* the write did allocate */
+}
+END_TEST
+
 /* ---- OpenSSL's allocations ------------------------------------------------
  * libcrypto calls malloc itself, past the wrappers; routed through these
  * (CRYPTO_set_mem_functions, before OpenSSL allocates anything), they fail
@@ -314,6 +433,7 @@ int main(void)
   tcase_add_test(tc, test_echo_fails_each_allocation_in_turn);
   tcase_add_test(tc, test_then_callback_allocation);
   tcase_add_test(tc, test_tls_stream_openssl_out_of_memory);
+  tcase_add_test(tc, test_queued_write_allocation);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_ENV);

@@ -31,7 +31,9 @@
  * (eddy_future_cause(): -ECONNRESET, -EPIPE, EDDY_ETIMEOUT,
  * EDDY_EUNSATISFIABLE, ...). No operation can raise SIGPIPE. The only NULL
  * returns are ENOMEM and a NULL stream (no loop to put a future on; errno
- * is then EINVAL).
+ * is then EINVAL). A write that fails with -ENOMEM after part of its bytes
+ * may have been sent or queued closes the stream with -ENOMEM as well: the
+ * peer sees the connection end after a prefix, never a gap.
  *
  * References. Streams are refcounted like futures: constructors return a
  * reference the caller owns. A stream stays alive while it has pending

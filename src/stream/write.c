@@ -442,7 +442,12 @@ static eddy_future_t *write_done(eddy_stream_t *s, eddy_future_t *f, uint64_t po
     eddy_future_t *mine = eddy_future_ref(f);
     eddy__stream_fail_future(s, &mine);
   } else if (eddy__wq_wait(&s->wq, eddy_future_ref(f), pos) < 0) {
+    /* The bytes are queued, perhaps partly sent, and nothing would say
+     * when the rest is out: as with half a message sent, the stream
+     * cannot go on as its caller believes. Left open, it would hold them
+     * without write interest, neither flushing nor closing. */
     eddy_future_unref(f); /* the reference wq_wait did not take */
+    eddy__stream_close(s, -ENOMEM, "out of memory queueing a write");
     eddy_future_reject(f, -ENOMEM, NULL);
   } else {
     write_hold_update(s);

@@ -26,6 +26,9 @@
  * is not under test), or at once with EDDY_FAULTS_ALLOC_ARM=now. OpenSSL's
  * allocations come through here too (its default CRYPTO_malloc is libc's
  * malloc), which is wanted: its failures must reach eddy as errors.
+ * EDDY_FAULTS_ALLOC_NTH=N fails exactly one allocation instead: the N-th
+ * after arming (a driver sweeps N over a repeatable exchange to fail each
+ * allocation of it in turn, as tests/alloc-sweep.sh does).
  *
  * Only processes whose executable's name (without libtool's "lt-" prefix)
  * is a word of EDDY_FAULTS_PROGRAMS are touched, so peers a test starts
@@ -69,6 +72,7 @@ static int enabled;                 /* this process is under test */
 static uint32_t io_rate, alloc_rate; /* per 2^32 calls */
 static uint64_t seed = 1;
 static atomic_int alloc_armed;
+static atomic_long alloc_count, alloc_nth; /* EDDY_FAULTS_ALLOC_NTH */
 static atomic_uint thread_count;
 static atomic_ulong n_eintr, n_eagain, n_short, n_aborted, n_enomem;
 static char report_path[PATH_MAX];
@@ -119,10 +123,14 @@ static void write_report(void)
     return;
   busy++;
   char line[256];
+  /* allocs: the allocations counted since arming (EDDY_FAULTS_ALLOC_NTH
+   * only), so a sweep knows how far to go. */
   int n = snprintf(line, sizeof line,
-                   "pid %ld: eintr %lu eagain %lu short %lu econnaborted %lu enomem %lu\n",
+                   "pid %ld: eintr %lu eagain %lu short %lu econnaborted %lu enomem %lu "
+                   "allocs %ld\n",
                    (long)getpid(), atomic_load(&n_eintr), atomic_load(&n_eagain),
-                   atomic_load(&n_short), atomic_load(&n_aborted), atomic_load(&n_enomem));
+                   atomic_load(&n_short), atomic_load(&n_aborted), atomic_load(&n_enomem),
+                   atomic_load(&alloc_count));
   int fd = open(report_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd >= 0 && n > 0) {
     ssize_t w = write(fd, line, (size_t)n);
@@ -170,6 +178,9 @@ __attribute__((constructor)) static void faults_init(void)
       seed = strtoull(s, NULL, 10);
     io_rate = parse_rate("EDDY_FAULTS_IO");
     alloc_rate = parse_rate("EDDY_FAULTS_ALLOC");
+    const char *nth = getenv("EDDY_FAULTS_ALLOC_NTH");
+    if (nth != NULL)
+      atomic_store(&alloc_nth, strtol(nth, NULL, 10));
     if (arm != NULL && strcmp(arm, "now") == 0)
       atomic_store(&alloc_armed, 1);
     if (rep != NULL && strlen(rep) < sizeof report_path)
@@ -440,9 +451,14 @@ static void resolve(void)
 
 static int alloc_fails(void)
 {
-  if (!enabled || busy || alloc_rate == 0 || !atomic_load(&alloc_armed) ||
-      next_rand() >= alloc_rate)
+  if (!enabled || busy || !atomic_load(&alloc_armed))
     return 0;
+  if (atomic_load(&alloc_nth) > 0) {
+    if (atomic_fetch_add(&alloc_count, 1) + 1 != atomic_load(&alloc_nth))
+      return 0;
+  } else if (alloc_rate == 0 || next_rand() >= alloc_rate) {
+    return 0;
+  }
   atomic_fetch_add(&n_enomem, 1);
   errno = ENOMEM;
   return 1;
