@@ -170,11 +170,18 @@ int eddy__filter_input(eddy_stream_t *s)
     if (used == 0)
       break;
   }
+  /* What decode produced goes out first, the end or not: one input can
+   * finish the handshake (session tickets to send) and end the session. */
+  if ((eddy__buf_len(&f->raw_out) || !eddy__wq_empty(&s->wq)) && !s->write_waiting)
+    eddy__write_flush(s);
+  if (s->state == EDDY__ST_CLOSED)
+    return -1;
   if (f->eof_seen && !s->read_ended) {
     /* Plaintext decoded before the end is in the read buffer: the end
      * completes the pending read with it (R9), as a recv of 0 would. The
-     * write side may go on (eddy__stream_read_end); if not, the stream
-     * closes now, after its own closing record's one try. */
+     * write side may go on (eddy__stream_read_end, with write interest
+     * for what the kernel did not take); if not, the stream closes now,
+     * after its own closing record's one try. */
     if (eddy__stream_read_end(s))
       return s->state == EDDY__ST_CLOSED ? -1 : 0;
     eddy__filter_say_goodbye(s);
@@ -182,9 +189,7 @@ int eddy__filter_input(eddy_stream_t *s)
     eddy__stream_close(s, 0, NULL);
     return -1;
   }
-  if ((eddy__buf_len(&f->raw_out) || !eddy__wq_empty(&s->wq)) && !s->write_waiting)
-    eddy__write_flush(s);
-  return s->state == EDDY__ST_CLOSED ? -1 : 0;
+  return 0;
 }
 
 /*
