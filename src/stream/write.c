@@ -14,8 +14,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -54,8 +52,6 @@ ssize_t eddy__write_raw(eddy_stream_t *s, const struct iovec *iov, int n)
       r = sendmsg(s->fd, &m, MSG_NOSIGNAL);
     }
   } while (r < 0 && errno == EINTR);
-  if (r > 0)
-    s->corked = 0; /* a send without MSG_MORE pushes what is queued before it */
   return r;
 }
 
@@ -335,75 +331,53 @@ static int write_check(eddy_stream_t *s, size_t len)
 }
 
 /*
- * Corking. A pipelining peer (several requests in one read) gets one
- * answer per request, and on a TCP_NODELAY socket each send() transmits at
- * once: over loopback that send also runs the peer's receive path, which
- * costs more than the copy. So while more input is buffered -- more
- * answers are likely to follow in this pass -- an inline send carries
- * MSG_MORE: the bytes are in the kernel (the write's future may resolve,
- * stream.h) but the partial segment waits. The next send without MSG_MORE
- * pushes everything; if none comes, push_task does it (setsockopt
- * TCP_NODELAY, which pushes pending frames) once the deferred tasks of the
- * pass have run, before the loop polls. Only where Nagle is off
- * (set_nodelay), so the push is exactly what that option asked for.
+ * Gathering. A pipelining peer (several requests in one read) gets one
+ * answer per request, and sent one by one each answer costs a system call
+ * (on a TCP_NODELAY socket over loopback the send also runs the peer's
+ * receive path). So while more input is buffered -- more answers are
+ * likely to follow in this pass -- a write is not offered to the kernel
+ * at once: it is queued, as when the kernel is full (by reference where
+ * the write kind allows), the stream links itself on the loop's
+ * end-of-pass list, and what the pass wrote leaves in one sendmsg once
+ * its deferred tasks have run (pass_end). Each write's future resolves
+ * then, when its bytes are in the kernel, as always. A lone answer (no
+ * input left over) still goes at once: request/response gains no latency.
+ * Never outside a running loop (no pass would end), on pipes or under a
+ * filter (TLS gathers its records in raw_out already).
  */
-static void push_now(eddy_stream_t *s)
+static void pass_end(struct eddy__pass_node *node)
 {
-  int one = 1;
-  s->corked = 0;
-  if (s->fd >= 0 && s->state == EDDY__ST_OPEN)
-    (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-/* Hops to the back of the deferred FIFO while the stream keeps sending
- * corked answers; after PUSH_IDLE_HOPS hops without one, pushes. */
-#define PUSH_IDLE_HOPS 4
-
-static void push_task_run(struct eddy__task *task)
-{
-  eddy_stream_t *s = (eddy_stream_t *)((char *)task - offsetof(eddy_stream_t, push_task));
-  if (s->corked && s->state == EDDY__ST_OPEN) {
-    if (s->cork_sends != s->push_mark) {
-      s->push_mark = s->cork_sends;
-      s->push_idle = 0;
-    }
-    if (++s->push_idle <= PUSH_IDLE_HOPS) {
-      eddy__loop_defer(s->loop, &s->push_task); /* keeps its reference */
-      return;
-    }
-    push_now(s);
+  eddy_stream_t *s = (eddy_stream_t *)((char *)node - offsetof(eddy_stream_t, pass_link));
+  s->pass_queued = 0;
+  if (s->state == EDDY__ST_OPEN && !s->write_waiting) {
+    eddy__write_flush(s);
+    eddy__io_update(s); /* write interest if the kernel was full */
   }
-  s->corked = 0;
-  s->push_queued = 0;
   eddy__stream_release(s);
 }
 
-/* An inline send of everything with MSG_MORE. @return as eddy__write_some. */
-static ssize_t send_corked(eddy_stream_t *s, const void *data, size_t len)
+/* Whether a write made now waits for the end of the pass (see above);
+ * links the stream on the list if it is the pass's first. */
+static int write_gathers(eddy_stream_t *s)
 {
-  ssize_t r;
-  do {
-    r = send(s->fd, data, len, MSG_NOSIGNAL | MSG_MORE);
-  } while (r < 0 && errno == EINTR);
-  if (write_outcome(s, r, len) < 0)
-    return -1;
-  if (r > 0) {
-    s->corked = 1;
-    s->cork_sends++;
-    if (!s->push_queued) {
-      s->push_queued = 1;
-      s->push_idle = 0;
-      s->push_mark = s->cork_sends;
-      s->push_task.run = push_task_run;
-      eddy__stream_hold(s);
-      eddy__loop_defer(s->loop, &s->push_task);
-    }
-  }
-  if (r < 0)
-    return 0; /* EAGAIN: write_outcome set write_waiting */
-  if ((size_t)r < len && s->corked)
-    push_now(s); /* the kernel is full: what it has goes now, the rest waits */
-  return r;
+  if (s->pass_queued)
+    return 1;
+  if (s->filter || s->is_pipe || s->state != EDDY__ST_OPEN || eddy__buf_len(&s->rbuf) == 0 ||
+      s->write_waiting || !eddy__loop_running(s->loop))
+    return 0;
+  s->pass_queued = 1;
+  eddy__stream_hold(s);
+  eddy__loop_at_pass_end(s->loop, &s->pass_link, pass_end);
+  return 1;
+}
+
+/* Before a close: what the pass held goes to the kernel now, as it would
+ * have without gathering (best effort: what the kernel refuses is lost
+ * with the close, as ever). */
+void eddy__write_flush_held(eddy_stream_t *s)
+{
+  if (s->pass_queued && s->state == EDDY__ST_OPEN && !s->write_waiting && !s->filter)
+    (void)plain_flush(s);
 }
 
 /*
@@ -414,11 +388,9 @@ static ssize_t send_corked(eddy_stream_t *s, const void *data, size_t len)
 static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
 {
   if (len == 0 || s->state != EDDY__ST_OPEN || s->write_waiting || s->filter ||
-      !eddy__wq_empty(&s->wq))
+      !eddy__wq_empty(&s->wq) || write_gathers(s))
     return 0;
-  ssize_t r = s->nodelay_on && !s->is_pipe && eddy__buf_len(&s->rbuf) > 0
-                  ? send_corked(s, data, len)
-                  : eddy__write_some(s, data, len);
+  ssize_t r = eddy__write_some(s, data, len);
   if (r > 0) {
     s->wq.queued += (size_t)r;
     s->wq.sent += (size_t)r;
@@ -432,7 +404,7 @@ static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
 static eddy_future_t *write_done(eddy_stream_t *s, eddy_future_t *f, uint64_t pos)
 {
   eddy__stream_hold(s);
-  if (s->state == EDDY__ST_OPEN && !s->write_waiting)
+  if (s->state == EDDY__ST_OPEN && !s->write_waiting && !s->pass_queued)
     eddy__write_flush(s);
   if (eddy_stream_write_buffer_size(s) > s->opt->write_high_watermark)
     s->write_blocked = 1;
