@@ -1282,8 +1282,9 @@ static void echo_finish(eddy_stream_t *srv, eddy_stream_t *cli, eddy_future_t *e
 }
 
 /* Many lines in one packet, echoed by a chain that waits for each write:
- * each echo but the last of a read is held for the end of the pass (more
- * input was buffered); every byte must still come back, in order. */
+ * with more input buffered, a short echo is held for the end of the pass
+ * and a 16 KiB one goes corked (MSG_MORE); every byte must still come
+ * back, in order. */
 START_TEST(test_gather_echo_many_lines)
 {
   eddy_stream_t *srv, *cli;

@@ -2,9 +2,10 @@
 /*
  * tests/test_write_gather.c - writes made in one loop pass leave together.
  *
- * While more input is buffered, a write is held for the end of the pass
- * and the pass's writes go to the kernel in one sendmsg (src/stream/
- * write.c, "Gathering"); a lone answer goes at once. These tests count the
+ * While more input is buffered, a small write is held for the end of the
+ * pass and the pass's writes go to the kernel in one sendmsg (src/stream/
+ * write.c, "Answers to pipelined requests"); a large one goes at once,
+ * corked; a lone answer goes at once. These tests count the
  * server socket's send and sendmsg calls: the program is linked with
  * -Wl,--wrap=send,--wrap=sendmsg against the static library, so the
  * library's calls go through the counters below. Everything else is the
@@ -120,6 +121,31 @@ START_TEST(test_pipelined_answers_leave_in_one_send)
   ck_assert_int_eq(n_sendmsg, 1);
   ck_assert_int_eq(n_send, 0);
   peer_expect(peer, "one\ntwo\nthree\nfour\n");
+  close(peer);
+}
+END_TEST
+
+/* Large answers are not held (the pass would keep them all alive): each
+ * goes at once, corked with MSG_MORE where Nagle is off, and the end of
+ * the pass pushes the last. Every byte arrives, in order. */
+START_TEST(test_large_answers_go_at_once)
+{
+  int peer;
+  struct echo e = {server(NULL, &peer), 0, 3, 0, 0};
+  ck_assert_int_eq(eddy_stream_set_nodelay(e.s, 1), 0);
+  size_t line = 8192, n = 3 * line;
+  char *data = malloc(n + 1);
+  for (size_t i = 0; i < n; i++)
+    data[i] = (char)('a' + i % 26);
+  for (int k = 1; k <= 3; k++)
+    data[k * line - 1] = '\n';
+  data[n] = '\0';
+  run_echo(&e, peer, data);
+  ck_assert_int_eq(e.first_done_at_once, 1);
+  ck_assert_int_eq(n_send, 3);
+  ck_assert_int_eq(n_sendmsg, 0);
+  peer_expect(peer, data);
+  free(data);
   close(peer);
 }
 END_TEST
@@ -296,6 +322,7 @@ static Suite *gather_suite(void)
   TCase *tc = tcase_create("gather");
   sfx_tcase_setup(tc, 30);
   tcase_add_test(tc, test_pipelined_answers_leave_in_one_send);
+  tcase_add_test(tc, test_large_answers_go_at_once);
   tcase_add_test(tc, test_lone_answer_goes_at_once);
   tcase_add_test(tc, test_waiting_chain_keeps_order);
   tcase_add_test(tc, test_close_sends_what_was_held);

@@ -110,7 +110,8 @@ struct eddy_stream {
   unsigned write_held : 1;     /* a reference is held for pending writes */
   unsigned late_queued : 1;    /* late_task is queued */
   unsigned chunk_queued : 1;   /* chunk_task is queued */
-  unsigned pass_queued : 1;    /* writes held for the end of the pass (pass_link) */
+  unsigned pass_queued : 1;    /* on the loop's end-of-pass list (pass_link) */
+  unsigned corked : 1;         /* an inline send used MSG_MORE; nothing pushed it yet */
   unsigned read_ended : 1;     /* the peer ended its side; the write side goes on */
   unsigned half_open : 1;      /* options.allow_half_open */
   unsigned close_phase : 2; /* 0 not closed, 1 close task queued, 2 ran, 3 chunk phase */
