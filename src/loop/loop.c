@@ -276,8 +276,8 @@ int eddy__loop_running(const eddy_loop_t *loop)
 /* The end of the pass: each node's call, then the tasks those queued (a
  * write's future resolving), which may queue nodes again (the next line's
  * answer of a chain that waited for its write). The deferred quota bounds
- * the rounds: once it is spent, the calls still run, so nothing is held
- * over a poll, but their tasks wait for the next pass. */
+ * the rounds: once it is spent, what those tasks queue waits for the next
+ * pass, after a poll that does not block (poll_timeout sees phead). */
 static void end_pass(eddy_loop_t *loop)
 {
   while (loop->phead != NULL) {
