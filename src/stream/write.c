@@ -419,12 +419,12 @@ static ssize_t send_corked(eddy_stream_t *s, const void *data, size_t len)
 }
 
 /* Before a close: what the pass held goes to the kernel now, as it would
- * have without gathering (best effort: what the kernel refuses is lost
- * with the close, as ever). */
+ * have without gathering, and the futures of what went resolve (best
+ * effort: what the kernel refuses is lost with the close, as ever). */
 void eddy__write_flush_held(eddy_stream_t *s)
 {
   if (s->pass_queued && s->state == EDDY__ST_OPEN && !s->write_waiting && !s->filter)
-    (void)plain_flush(s);
+    eddy__write_flush(s);
 }
 
 /*
