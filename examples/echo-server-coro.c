@@ -23,8 +23,15 @@ static eddy_future_t *echo(eddy_stream_t *s, void *arg)
     eddy_future_t *line = eddy_await(eddy_stream_read_until(s, "\n", 1, 0));
     if (line == NULL || eddy_future_error(line) != 0)
       return line; /* the client's side ended (or no memory): so do we */
-    eddy_future_unref(eddy_await(eddy_stream_write_bytes_of(s, line)));
+    /* Not awaited (see serve.c's echo_line): the answers to pipelined
+     * lines leave together; past the high watermark, wait for room. */
+    eddy_future_t *w = eddy_stream_write_bytes_of(s, line);
     eddy_future_unref(line);
+    if (w != NULL && !eddy_future_done(w) && eddy_stream_write_blocked(s)) {
+      eddy_future_unref(w);
+      w = eddy_await(eddy_stream_drain(s));
+    }
+    eddy_future_unref(w);
   }
 }
 

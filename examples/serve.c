@@ -138,10 +138,24 @@ void serve_shutdown(eddy_loop_t *loop, eddy_tcp_server_t *srv)
   eddy_loop_free(loop);
 }
 
-/* Writes the line back: the stream sends the read's own buffer, no copy. */
+/*
+ * Writes the line back (the stream sends the read's own buffer, no copy)
+ * without waiting for it, as a Tornado handler calls stream.write() without
+ * await: the next line is read at once, so the answers to pipelined lines
+ * leave together, in one send at the end of the loop's pass. Only past the
+ * high watermark does the echo wait, for the drain: that is the
+ * backpressure. A write that failed at once ends the echo with its error;
+ * one that fails later closes the stream, and the next read says so.
+ */
 static eddy_future_t *echo_line(eddy_future_t *line, void *stream)
 {
-  return eddy_stream_write_bytes_of(stream, line);
+  eddy_future_t *w = eddy_stream_write_bytes_of(stream, line);
+  if (w == NULL || eddy_future_done(w))
+    return w;
+  eddy_future_unref(w); /* the stream holds its own reference */
+  if (eddy_stream_write_blocked(stream))
+    return eddy_stream_drain(stream);
+  return EDDY_NO_VALUE;
 }
 
 /* One round: read a line, then echo it. */

@@ -10,6 +10,9 @@
  *   5. poll, then sample the clock (so I/O handlers arm timers from now,
  *      not from before a long sleep), then the I/O handlers (the cross-
  *      thread queue and signals are fds too), then deferred tasks.
+ * After the deferred tasks of steps 2 and 5, the end of the pass: the
+ * writes a stream held back during the pass leave, one gathered send per
+ * stream (eddy__loop_at_pass_end()).
  * Deferred tasks draw on a per-iteration quota: a chain longer than that
  * continues after a poll that does not block, so I/O is never starved.
  */
@@ -137,6 +140,8 @@ const char *eddy_loop_backend_name(const eddy_loop_t *loop)
   return loop != NULL ? loop->backend->name : "none";
 }
 
+static void end_pass(eddy_loop_t *loop);
+
 /* Bounded: a task that keeps queueing tasks must not hang the free. */
 #define FREE_DRAIN_MAX (1u << 20)
 
@@ -146,9 +151,10 @@ static void drain_deferred(eddy_loop_t *loop)
 {
   unsigned i;
 
-  for (i = 0; loop->dhead != NULL && i < FREE_DRAIN_MAX; i++) {
+  for (i = 0; (loop->dhead != NULL || loop->phead != NULL) && i < FREE_DRAIN_MAX; i++) {
     loop->budget = 1;
     eddy__loop_run_deferred(loop);
+    end_pass(loop);
   }
 }
 
@@ -254,6 +260,41 @@ void eddy__loop_run_deferred(eddy_loop_t *loop)
   }
 }
 
+void eddy__loop_at_pass_end(eddy_loop_t *loop, struct eddy__pass_node *node,
+                            void (*fn)(struct eddy__pass_node *node))
+{
+  node->next = loop->phead;
+  loop->phead = node;
+  loop->pass_fn = fn;
+}
+
+int eddy__loop_running(const eddy_loop_t *loop)
+{
+  return loop->running;
+}
+
+/* The end of the pass: each node's call, then the tasks those queued (a
+ * write's future resolving), which may queue nodes again (the next line's
+ * answer of a chain that waited for its write). The deferred quota bounds
+ * the rounds: once it is spent, what those tasks queue waits for the next
+ * pass, after a poll that does not block (poll_timeout sees phead). */
+static void end_pass(eddy_loop_t *loop)
+{
+  while (loop->phead != NULL) {
+    struct eddy__pass_node *n = loop->phead;
+    loop->phead = NULL;
+    while (n != NULL) {
+      struct eddy__pass_node *next = n->next;
+      n->next = NULL;
+      loop->pass_fn(n);
+      n = next;
+    }
+    eddy__loop_run_deferred(loop);
+    if (loop->budget == 0)
+      break;
+  }
+}
+
 int eddy_loop_call_soon(eddy_loop_t *loop, eddy_callback_fn cb, void *arg)
 {
   struct eddy__soon *s;
@@ -313,7 +354,7 @@ static int poll_timeout(eddy_loop_t *loop)
   int64_t next, wait;
 
   if (loop->stop || loop->nonblock || loop->shead != NULL ||
-      loop->dhead != NULL || loop->nfired > 0 ||
+      loop->dhead != NULL || loop->phead != NULL || loop->nfired > 0 ||
       (loop->until != NULL && eddy_future_done(loop->until)))
     return 0;
   next = eddy__timers_next(loop);
@@ -336,6 +377,7 @@ static int iterate(eddy_loop_t *loop, int max_ms)
   eddy__loop_run_deferred(loop);
   run_soon(loop);
   eddy__loop_run_deferred(loop);
+  end_pass(loop);
   eddy__io_apply(loop);
   timeout = poll_timeout(loop);
   if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
@@ -349,6 +391,7 @@ static int iterate(eddy_loop_t *loop, int max_ms)
   }
   eddy__io_dispatch(loop);
   eddy__loop_run_deferred(loop);
+  end_pass(loop);
   return 0;
 }
 
@@ -435,6 +478,7 @@ int eddy_loop_run_until(eddy_loop_t *loop, eddy_future_t *future, double timeout
       eddy_future_cancel(future);
       loop->budget = EDDY__DEFER_QUOTA;
       eddy__loop_run_deferred(loop);
+      end_pass(loop);
       break;
     }
     if (loop->stop) {
@@ -495,7 +539,7 @@ double eddy_loop_next_timeout(const eddy_loop_t *loop)
   if (loop == NULL)
     return -1;
   if (loop->nonblock || loop->shead != NULL || loop->dhead != NULL ||
-      loop->nfired > 0 || loop->nchanges > 0 || !eddy_list_empty(&loop->due))
+      loop->phead != NULL || loop->nfired > 0 || loop->nchanges > 0 || !eddy_list_empty(&loop->due))
     return 0;
   next = eddy__timers_next(loop);
   if (next < 0)

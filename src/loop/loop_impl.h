@@ -139,6 +139,10 @@ struct eddy_loop {
   struct eddy__task *dhead, **dtail;
   unsigned budget;
 
+  /* the end of the pass: a LIFO of nodes and what each gets */
+  struct eddy__pass_node *phead;
+  void (*pass_fn)(struct eddy__pass_node *node);
+
   /* call_soon: a FIFO plus recycled nodes */
   struct eddy__soon *shead, **stail, *sfree;
   size_t nsfree;

@@ -70,6 +70,24 @@ struct eddy__task {
 void eddy__loop_defer(eddy_loop_t *loop, struct eddy__task *task);
 
 /*
+ * The end of a pass: a stream with writes held back to leave together
+ * (src/stream/write.c) links itself here, one pointer, and the loop calls
+ * @fn for it once the deferred tasks of the pass have run, before it
+ * polls; then it runs the tasks that queued, and again, until no node is
+ * left. Every node of a loop has the same @fn (only the stream layer uses
+ * this). A node must not be queued twice before its call; nodes queued
+ * while the loop is not running wait for its next pass.
+ */
+struct eddy__pass_node {
+  struct eddy__pass_node *next;
+};
+void eddy__loop_at_pass_end(eddy_loop_t *loop, struct eddy__pass_node *node,
+                            void (*fn)(struct eddy__pass_node *node));
+/* Whether @loop is inside eddy_loop_run(), run_until() or run_once(): only
+ * then does a pass end soon. */
+int eddy__loop_running(const eddy_loop_t *loop);
+
+/*
  * Marks @t (from eddy_timer_new(), its arg a future) as keeping that future
  * alive: eddy_loop_free() then passes the future to
  * eddy__future_abandon_timer() instead of just freeing the timer, which

@@ -402,12 +402,14 @@ static eddy_future_t *read_go(eddy_stream_t *s)
     if (s->state == EDDY__ST_CLOSED || s->read_ended) {
       if (!s->chunk_queued)
         eddy__read_on_close(s);
-    } else if (s->state == EDDY__ST_OPEN && !chunked &&
+    } else if (s->state == EDDY__ST_OPEN && !chunked && !s->pass_queued &&
                (!s->read_drained || (s->filter && s->filter->holding))) {
       /* R4: one inline attempt before involving the loop. Skipped when the
        * last read already found the kernel empty (the loop will say when
        * that changes, and the echo hot path saves a recv per message),
-       * unless a filter holds input that no fd event will announce. */
+       * unless a filter holds input that no fd event will announce; and
+       * while answers are held for the end of the pass (write.c): a peer
+       * waiting for them has sent nothing new, the recv would find EAGAIN. */
       if (eddy__io_fill(s, 1) >= 0 && s->rd.kind != EDDY__RK_NONE)
         eddy__read_try(s, 0, 1);
     }

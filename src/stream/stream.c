@@ -357,6 +357,7 @@ void eddy__stream_close_local(eddy_stream_t *s)
 {
   if (s->state == EDDY__ST_CLOSED)
     return;
+  eddy__write_flush_held(s);
   if (s->filter) {
     eddy__filter_say_goodbye(s);
     eddy__filter_last_send(s);
@@ -399,10 +400,12 @@ void eddy_stream_close(eddy_stream_t *s, int error)
 {
   if (!s)
     return;
-  if (error == 0)
+  if (error == 0) {
     eddy__stream_close_local(s);
-  else
+  } else {
+    eddy__write_flush_held(s);
     eddy__stream_close(s, error > 0 ? -error : error, NULL);
+  }
 }
 
 /* An idle stream starts watching its socket for the peer's close. */

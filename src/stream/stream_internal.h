@@ -107,11 +107,11 @@ struct eddy_stream {
   unsigned no_sendfile : 1;    /* sendfile refused this fd pair: pread+write */
   unsigned kernel_unread : 1;  /* an idle peek saw bytes no read asked for */
   unsigned nodelay_on : 1;     /* set_nodelay(1) succeeded: a TCP socket, Nagle off */
-  unsigned corked : 1;         /* an inline send used MSG_MORE; nothing pushed it yet */
   unsigned write_held : 1;     /* a reference is held for pending writes */
   unsigned late_queued : 1;    /* late_task is queued */
   unsigned chunk_queued : 1;   /* chunk_task is queued */
-  unsigned push_queued : 1;    /* push_task is queued */
+  unsigned pass_queued : 1;    /* on the loop's end-of-pass list (pass_link) */
+  unsigned corked : 1;         /* an inline send used MSG_MORE; nothing pushed it yet */
   unsigned read_ended : 1;     /* the peer ended its side; the write side goes on */
   unsigned half_open : 1;      /* options.allow_half_open */
   unsigned close_phase : 2; /* 0 not closed, 1 close task queued, 2 ran, 3 chunk phase */
@@ -138,10 +138,7 @@ struct eddy_stream {
   struct eddy__task close_task;
   struct eddy__task late_task; /* a close callback set after the close ran */
   struct eddy__task chunk_task; /* chunked read started with data buffered */
-  struct eddy__task push_task; /* pushes corked bytes at the end of the pass */
-  unsigned push_idle;   /* push_task hops without a new corked send */
-  unsigned cork_sends;  /* MSG_MORE sends so far (push_task's progress mark) */
-  unsigned push_mark;
+  struct eddy__pass_node pass_link; /* on the loop's end-of-pass list */
   int error;              /* why it closed (0: clean); error_msg says more */
 
   eddy_timer_t *timer;
@@ -198,6 +195,7 @@ void eddy__io_handler(eddy_loop_t *loop, int fd, unsigned events, void *arg);
 
 /* write.c */
 void eddy__write_flush(eddy_stream_t *s);
+void eddy__write_flush_held(eddy_stream_t *s);
 void eddy__write_settle(eddy_stream_t *s);
 void eddy__write_fail_all(eddy_stream_t *s);
 void eddy__write_failed(eddy_stream_t *s, int err);

@@ -335,18 +335,32 @@ static int write_check(eddy_stream_t *s, size_t len)
 }
 
 /*
- * Corking. A pipelining peer (several requests in one read) gets one
- * answer per request, and on a TCP_NODELAY socket each send() transmits at
- * once: over loopback that send also runs the peer's receive path, which
- * costs more than the copy. So while more input is buffered -- more
- * answers are likely to follow in this pass -- an inline send carries
- * MSG_MORE: the bytes are in the kernel (the write's future may resolve,
- * stream.h) but the partial segment waits. The next send without MSG_MORE
- * pushes everything; if none comes, push_task does it (setsockopt
- * TCP_NODELAY, which pushes pending frames) once the deferred tasks of the
- * pass have run, before the loop polls. Only where Nagle is off
- * (set_nodelay), so the push is exactly what that option asked for.
+ * Answers to pipelined requests. A pipelining peer (several requests in
+ * one read) gets one answer per request; sent one by one, each answer
+ * costs a system call, and on a TCP_NODELAY socket over loopback the send
+ * also runs the peer's receive path. So while more input is buffered --
+ * more answers are likely to follow in this pass -- a write does not go
+ * to the kernel on its own:
+ *
+ *   - a small one (the stream holding less than GATHER_MAX bytes with it)
+ *     is queued, as when the kernel is full (by reference where the write
+ *     kind allows), and what the pass queued leaves in one sendmsg once
+ *     the pass's deferred tasks have run (pass_end);
+ *   - a large one is sent at once with MSG_MORE (corked): its bytes are in
+ *     the kernel, the partial segment waits for the next send or for
+ *     pass_end, which pushes it (setsockopt TCP_NODELAY) where Nagle is off.
+ *
+ * Large answers are not held because holding them keeps every answer of a
+ * pass alive until its end: with 16 KiB lines on 10 connections that is
+ * 640 KiB freed together each pass, and glibc then trims its heap top and
+ * faults it back in on the next pass (bench/RESULTS.md has the numbers).
+ * Either way a write's future resolves once its bytes are in the kernel.
+ * A lone answer (no input left over) still goes at once: request/response
+ * gains no latency. Never outside a running loop (no pass would end), on
+ * pipes or under a filter (TLS gathers its records in raw_out already).
  */
+#define GATHER_MAX (4u * 1024u)
+
 static void push_now(eddy_stream_t *s)
 {
   int one = 1;
@@ -355,27 +369,35 @@ static void push_now(eddy_stream_t *s)
     (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* Hops to the back of the deferred FIFO while the stream keeps sending
- * corked answers; after PUSH_IDLE_HOPS hops without one, pushes. */
-#define PUSH_IDLE_HOPS 4
-
-static void push_task_run(struct eddy__task *task)
+static void pass_end(struct eddy__pass_node *node)
 {
-  eddy_stream_t *s = (eddy_stream_t *)((char *)task - offsetof(eddy_stream_t, push_task));
-  if (s->corked && s->state == EDDY__ST_OPEN) {
-    if (s->cork_sends != s->push_mark) {
-      s->push_mark = s->cork_sends;
-      s->push_idle = 0;
-    }
-    if (++s->push_idle <= PUSH_IDLE_HOPS) {
-      eddy__loop_defer(s->loop, &s->push_task); /* keeps its reference */
-      return;
-    }
-    push_now(s);
+  eddy_stream_t *s = (eddy_stream_t *)((char *)node - offsetof(eddy_stream_t, pass_link));
+  s->pass_queued = 0;
+  if (s->state == EDDY__ST_OPEN && !s->write_waiting) {
+    eddy__write_flush(s); /* a send without MSG_MORE pushes the corked bytes too */
+    if (s->corked)
+      push_now(s);
+    eddy__io_update(s); /* write interest if the kernel was full */
   }
   s->corked = 0;
-  s->push_queued = 0;
   eddy__stream_release(s);
+}
+
+/* Links @s on the loop's end-of-pass list, once per pass. */
+static void pass_link(eddy_stream_t *s)
+{
+  if (s->pass_queued)
+    return;
+  s->pass_queued = 1;
+  eddy__stream_hold(s);
+  eddy__loop_at_pass_end(s->loop, &s->pass_link, pass_end);
+}
+
+/* Whether more answers are likely to follow in this pass (see above). */
+static int answers_follow(const eddy_stream_t *s)
+{
+  return !s->filter && !s->is_pipe && s->state == EDDY__ST_OPEN &&
+         eddy__buf_len(&s->rbuf) > 0 && eddy__loop_running(s->loop);
 }
 
 /* An inline send of everything with MSG_MORE. @return as eddy__write_some. */
@@ -387,23 +409,22 @@ static ssize_t send_corked(eddy_stream_t *s, const void *data, size_t len)
   } while (r < 0 && errno == EINTR);
   if (write_outcome(s, r, len) < 0)
     return -1;
-  if (r > 0) {
-    s->corked = 1;
-    s->cork_sends++;
-    if (!s->push_queued) {
-      s->push_queued = 1;
-      s->push_idle = 0;
-      s->push_mark = s->cork_sends;
-      s->push_task.run = push_task_run;
-      eddy__stream_hold(s);
-      eddy__loop_defer(s->loop, &s->push_task);
-    }
-  }
   if (r < 0)
     return 0; /* EAGAIN: write_outcome set write_waiting */
-  if ((size_t)r < len && s->corked)
+  s->corked = 1;
+  pass_link(s);
+  if ((size_t)r < len)
     push_now(s); /* the kernel is full: what it has goes now, the rest waits */
   return r;
+}
+
+/* Before a close: what the pass held goes to the kernel now, as it would
+ * have without gathering, and the futures of what went resolve (best
+ * effort: what the kernel refuses is lost with the close, as ever). */
+void eddy__write_flush_held(eddy_stream_t *s)
+{
+  if (s->pass_queued && s->state == EDDY__ST_OPEN && !s->write_waiting && !s->filter)
+    eddy__write_flush(s);
 }
 
 /*
@@ -416,9 +437,17 @@ static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
   if (len == 0 || s->state != EDDY__ST_OPEN || s->write_waiting || s->filter ||
       !eddy__wq_empty(&s->wq))
     return 0;
-  ssize_t r = s->nodelay_on && !s->is_pipe && eddy__buf_len(&s->rbuf) > 0
-                  ? send_corked(s, data, len)
-                  : eddy__write_some(s, data, len);
+  ssize_t r;
+  if (!answers_follow(s)) {
+    r = eddy__write_some(s, data, len);
+  } else if (len < GATHER_MAX) {
+    pass_link(s); /* held: queued by the caller, sent by pass_end */
+    return 0;
+  } else if (s->nodelay_on) {
+    r = send_corked(s, data, len);
+  } else {
+    r = eddy__write_some(s, data, len);
+  }
   if (r > 0) {
     s->wq.queued += (size_t)r;
     s->wq.sent += (size_t)r;
@@ -432,7 +461,10 @@ static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
 static eddy_future_t *write_done(eddy_stream_t *s, eddy_future_t *f, uint64_t pos)
 {
   eddy__stream_hold(s);
-  if (s->state == EDDY__ST_OPEN && !s->write_waiting)
+  /* Queued bytes go now, unless they are a pass's small answers (held for
+   * pass_end, see above) */
+  if (s->state == EDDY__ST_OPEN && !s->write_waiting &&
+      (!s->pass_queued || eddy__wq_size(&s->wq) >= GATHER_MAX))
     eddy__write_flush(s);
   if (eddy_stream_write_buffer_size(s) > s->opt->write_high_watermark)
     s->write_blocked = 1;
