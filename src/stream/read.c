@@ -28,8 +28,8 @@ static void op_reset(eddy_stream_t *s)
   if (rd->kind == EDDY__RK_REGEX && rd->re) {
     regfree(rd->re);
     free(rd->re);
-  } else if (rd->kind == EDDY__RK_UNTIL && rd->delim != rd->dsmall) {
-    free(rd->delim);
+  } else if (rd->kind == EDDY__RK_UNTIL && rd->dlen > sizeof(rd->dsmall)) {
+    free(rd->dheap);
   }
   memset(rd, 0, sizeof(*rd));
 }
@@ -212,7 +212,7 @@ int eddy__read_try(eddy_stream_t *s, int from_loop, int force)
   }
 
   case EDDY__RK_UNTIL:
-    end = eddy__buf_find(&s->rbuf, rd->delim, rd->dlen, &rd->scan_from);
+    end = eddy__buf_find(&s->rbuf, eddy__rd_delim(rd), rd->dlen, &rd->scan_from);
     goto found;
 
   case EDDY__RK_REGEX:
@@ -447,7 +447,8 @@ eddy_future_t *eddy_stream_read_until(eddy_stream_t *s, const void *delimiter,
     return eddy__stream_rejected(s, -ENOMEM);
   memcpy(d, delimiter, delimiter_len);
   s->rd.kind = EDDY__RK_UNTIL;
-  s->rd.delim = d;
+  if (d != s->rd.dsmall)
+    s->rd.dheap = d;
   s->rd.dlen = delimiter_len;
   s->rd.max_bytes = max_bytes;
   return read_go(s);

@@ -190,11 +190,15 @@ static void closers_resolve(eddy_stream_t *s)
     eddy_future_unref(w->future);
     free(w);
   }
-  while (s->watches) {
-    struct eddy__close_watch *w = s->watches;
-    s->watches = w->next;
+  while (s->cold && s->cold->watches) {
+    struct eddy__close_watch *w = s->cold->watches;
+    s->cold->watches = w->next;
     w->stream = NULL;
     eddy__loop_defer(s->loop, &w->task);
+  }
+  if (s->link.owner && !s->owner_told) {
+    s->owner_told = 1;
+    s->link.owner->closed(s->link.owner, s);
   }
 }
 
@@ -459,20 +463,49 @@ void eddy_stream_set_close_callback(eddy_stream_t *s, eddy_close_fn fn, void *ar
     watch_idle(s);
 }
 
-void eddy__stream_watch_close(eddy_stream_t *s, struct eddy__close_watch *w)
+int eddy__stream_watch_close(eddy_stream_t *s, struct eddy__close_watch *w)
 {
   if (s->close_phase == 2) {
     w->stream = NULL;
     eddy__loop_defer(s->loop, &w->task);
-    return;
+    return 0;
   }
-  struct eddy__close_watch **tail = &s->watches;
+  if (!eddy__stream_cold(s))
+    return -ENOMEM;
+  struct eddy__close_watch **tail = &s->cold->watches;
   while (*tail)
     tail = &(*tail)->next;
   w->next = NULL;
   w->stream = s;
   *tail = w;
   watch_idle(s);
+  return 0;
+}
+
+int eddy__stream_set_owner(eddy_stream_t *s, struct eddy__stream_owner *owner)
+{
+  s->link.owner = owner;
+  if (s->close_phase == 2) {
+    s->owner_told = 1;
+    return 1;
+  }
+  watch_idle(s);
+  return 0;
+}
+
+struct eddy__stream_link *eddy__stream_link(eddy_stream_t *s)
+{
+  return &s->link;
+}
+
+eddy_stream_t *eddy__stream_of_link(struct eddy__stream_link *link)
+{
+  return eddy_container_of(link, eddy_stream_t, link);
+}
+
+int eddy__stream_owner_told(const eddy_stream_t *s)
+{
+  return s->owner_told;
 }
 
 /* Cancelling one wait_closed future forgets that waiter only. */

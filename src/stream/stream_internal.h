@@ -54,12 +54,15 @@ struct eddy__read_op {
   size_t max_bytes;      /* UNTIL/REGEX limit, 0 for none */
   union {
     struct {               /* UNTIL */
-      char *delim;         /* dsmall or a heap copy */
       size_t dlen;
       size_t scan_from;    /* where the next search starts */
-      /* Line and header ends ("\n", "\r\n\r\n") need no allocation;
-       * a longer delimiter costs one, once per read. */
-      char dsmall[8];
+      /* Line and header ends ("\n", "\r\n\r\n") are kept inline; a
+       * longer delimiter costs an allocation, once per read. Which one
+       * holds it follows from dlen (eddy__rd_delim). */
+      union {
+        char dsmall[8];
+        char *dheap;
+      };
     };
     struct {               /* REGEX */
       regex_t *re;         /* compiled, owned */
@@ -76,6 +79,11 @@ struct eddy__read_op {
   };
 };
 
+static inline const char *eddy__rd_delim(const struct eddy__read_op *rd)
+{
+  return rd->dlen <= sizeof(rd->dsmall) ? rd->dsmall : rd->dheap;
+}
+
 struct eddy__waiter {
   struct eddy__waiter *next;
   eddy_future_t *future;
@@ -90,6 +98,7 @@ struct eddy__stream_cold {
   eddy_future_t *connect_future;
   eddy_future_t *shutdown_future;
   struct eddy__waiter *closers; /* wait_closed futures, one per call */
+  struct eddy__close_watch *watches; /* then these, oldest first */
   struct eddy__waiter *drains;
   char *error_msg;
   struct eddy__task chunk_task; /* chunked read started with data buffered */
@@ -139,7 +148,8 @@ struct eddy_stream {
   unsigned nodelay_on : 1;     /* set_nodelay(1) succeeded: a TCP socket, Nagle off */
   unsigned corked : 1;         /* an inline send used MSG_MORE; nothing pushed it yet */
   unsigned write_held : 1;     /* a reference is held for pending writes */
-  unsigned late_queued : 1;    /* late_task is queued */
+  unsigned late_queued : 1;    /* the close task runs a late close callback */
+  unsigned owner_told : 1;     /* link.owner knows the stream closed */
   unsigned chunk_queued : 1;   /* chunk_task is queued */
   unsigned push_queued : 1;    /* push_task is queued */
   unsigned read_ended : 1;     /* the peer ended its side; the write side goes on */
@@ -155,9 +165,7 @@ struct eddy_stream {
   struct eddy__writeq wq;
   uint64_t acked;        /* write position known to be in the kernel */
 
-  /* Fired after the cold part's closers, oldest first: the server's own
-   * record of each connection lives here, so it is hot. */
-  struct eddy__close_watch *watches;
+  struct eddy__stream_link link; /* its owner (the TCP server) */
   /* Hot because setting it returns nothing: it has no way to report
    * ENOMEM. */
   eddy_close_fn close_fn;

@@ -162,7 +162,7 @@ static int plain_flush(eddy_stream_t *s)
 /* Holds a reference on the stream exactly while writes are pending. */
 static void write_hold_update(eddy_stream_t *s)
 {
-  int need = !eddy__wq_empty(&s->wq) || s->wq.whead || eddy__raw_out_len(s) ||
+  int need = !eddy__wq_empty(&s->wq) || eddy__wq_waiting(&s->wq) || eddy__raw_out_len(s) ||
              (s->cold && (s->cold->shutdown_future || s->cold->drains));
   if (need && !s->write_held) {
     s->write_held = 1;
