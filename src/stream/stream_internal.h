@@ -117,7 +117,7 @@ struct eddy__stream_cold {
 /* The budget of struct eddy_stream on 64-bit (tests/test_sizes.c pins it):
  * every idle connection holds one. Of it, the cork fields (push_task to
  * push_mark, 28 bytes) are about to become one list link. */
-#define EDDY__STREAM_BUDGET 272
+#define EDDY__STREAM_BUDGET 296
 
 struct eddy_stream {
   eddy_loop_t *loop;
