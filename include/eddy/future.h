@@ -151,6 +151,9 @@ typedef void (*eddy_cancel_fn)(eddy_future_t *f, void *arg);
  * second call replaces it, NULL removes it. Futures that eddy produces
  * (sleep, with_timeout, the combinators, stream operations) carry their
  * own hook already: replacing it would keep cancel from reaching the work.
+ * On a future made by eddy_then() and its kin or by eddy_repeat() the hook
+ * takes a small allocation; if that fails, the future is rejected with
+ * -ENOMEM rather than left with no hook.
  */
 EDDY_API void eddy_future_on_cancel(eddy_future_t *f, eddy_cancel_fn fn,
                                     void *arg);

@@ -10,6 +10,7 @@
  * producer's cancel hook, which the header documents.
  */
 #include <assert.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,12 +47,40 @@ eddy_future_t *eddy__future_alloc(eddy_loop_t *loop)
   return f;
 }
 
+/* A step's cancel hook, or NULL. */
+static eddy_cancel_fn hook_of(const eddy_future_t *f, void **arg)
+{
+  if (!eddy__has_step(f->kind)) {
+    *arg = f->cancel_arg;
+    return f->on_cancel;
+  }
+  *arg = f->hook != NULL ? f->hook->arg : NULL;
+  return f->hook != NULL ? f->hook->fn : NULL;
+}
+
+/* Ends the pending part of @f, which the outcome is about to overwrite:
+ * returns its waiter list (to queue once the outcome is in place) and
+ * frees a step's hook record. */
+static struct eddy__task *unpend(eddy_future_t *f)
+{
+  struct eddy__task *waiters = f->waiters;
+
+  /* Tested first: settling is the hot path of every hop, and a step
+   * almost never has a hook (free(NULL) is still a call). */
+  if (eddy__has_step(f->kind) && f->hook != NULL)
+    free(f->hook);
+  return waiters;
+}
+
 static void future_free(eddy_future_t *f)
 {
   /* A waiter list holds a reference on each waiter and `upstream` is only
    * set while this future sits in such a list, so neither can remain. */
   assert(f->upstream == NULL);
-  assert(f->waiters == NULL);
+  if (f->state == EDDY_FUTURE_PENDING) {
+    assert(f->waiters == NULL);
+    unpend(f);
+  }
   if (eddy__head(f->loop)->debug)
     eddy__debug_future_free(f); /* may warn: it reads the outcome */
   if (f->is_shared)
@@ -131,15 +160,14 @@ void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f)
   eddy__future_wait(f, &d->task);
 }
 
-/* Queues every waiter in registration order; their references move with
- * them to the loop's queue. */
-static void queue_waiters(eddy_future_t *f)
+/* Queues every waiter of the list @last (from unpend) in registration
+ * order; their references move with them to the loop's queue. */
+static void queue_waiters(eddy_future_t *f, struct eddy__task *last)
 {
-  struct eddy__task *last = f->waiters, *t, *next;
+  struct eddy__task *t, *next;
 
   if (last == NULL)
     return;
-  f->waiters = NULL;
   for (t = last->next;; t = next) {
     next = t->next; /* eddy__loop_defer reuses the link */
     eddy__loop_defer(f->loop, t);
@@ -148,12 +176,13 @@ static void queue_waiters(eddy_future_t *f)
   }
 }
 
-static void settle(eddy_future_t *f, eddy_future_state_t state)
+/* The outcome is in place (it overwrote the pending part, whose waiters
+ * the caller took with unpend). A settled future has no hook to run. */
+static void settle(eddy_future_t *f, eddy_future_state_t state,
+                   struct eddy__task *waiters)
 {
   f->state = (unsigned char)state;
-  f->on_cancel = NULL; /* a settled future cannot be cancelled */
-  f->cancel_arg = NULL;
-  queue_waiters(f);
+  queue_waiters(f, waiters);
 }
 
 int eddy_future_resolve(eddy_future_t *f, void *value, eddy_free_fn value_free)
@@ -168,10 +197,11 @@ int eddy_future_resolve_bytes(eddy_future_t *f, void *data, size_t size,
     return EDDY_EUSAGE;
   if (f->state != EDDY_FUTURE_PENDING)
     return EDDY_ESETTLED;
+  struct eddy__task *waiters = unpend(f);
   f->value = data;
   f->size = size;
   f->value_free = data_free;
-  settle(f, EDDY_FUTURE_RESOLVED);
+  settle(f, EDDY_FUTURE_RESOLVED, waiters);
   return 0;
 }
 
@@ -196,10 +226,11 @@ static int reject_va(eddy_future_t *f, int code, int cause, const char *fmt,
     if (asprintf(&msg, "%s: %s", eddy_strerror(code), eddy_strerror(cause)) < 0)
       msg = NULL;
   }
+  struct eddy__task *waiters = unpend(f);
   f->error = code;
   f->cause = cause;
   f->message = msg;
-  settle(f, EDDY_FUTURE_REJECTED);
+  settle(f, EDDY_FUTURE_REJECTED, waiters);
   return 0;
 }
 
@@ -260,9 +291,10 @@ int eddy_future_settle_as(eddy_future_t *to, eddy_future_t *from)
     eddy__debug_future_observed(from); /* its outcome lives on in `to` */
   /* Share with the owner of the outcome, not with `from`, so that a long
    * chain of pass-throughs never builds a chain of shared references. */
+  struct eddy__task *waiters = unpend(to);
   to->shared = eddy_future_ref((eddy_future_t *)eddy__outcome(from));
   to->is_shared = 1;
-  settle(to, (eddy_future_state_t)from->state);
+  settle(to, (eddy_future_state_t)from->state, waiters);
   return 0;
 }
 
@@ -270,8 +302,27 @@ void eddy_future_on_cancel(eddy_future_t *f, eddy_cancel_fn fn, void *arg)
 {
   if (f == NULL || f->state != EDDY_FUTURE_PENDING)
     return;
-  f->on_cancel = fn;
-  f->cancel_arg = fn != NULL ? arg : NULL;
+  if (!eddy__has_step(f->kind)) {
+    f->on_cancel = fn;
+    f->cancel_arg = fn != NULL ? arg : NULL;
+    return;
+  }
+  /* A hook on a then-step or a repeat (seldom: their producer is eddy)
+   * lives outside the object, whose slot holds the step's callback. */
+  if (fn == NULL) {
+    free(f->hook);
+    f->hook = NULL;
+    return;
+  }
+  if (f->hook == NULL && (f->hook = malloc(sizeof *f->hook)) == NULL) {
+    /* A hook that cannot be installed would let a cancel miss the work
+     * it was meant to stop: fail the future instead, as any allocation
+     * failure in a chain does. */
+    eddy_future_reject(f, -ENOMEM, NULL);
+    return;
+  }
+  f->hook->fn = fn;
+  f->hook->arg = arg;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -290,17 +341,18 @@ int eddy_future_cancel(eddy_future_t *f)
    * look at it: the caller borrows the first, and each next one is held by
    * the `upstream` reference of the one before. */
   do {
-    eddy_cancel_fn hook = f->on_cancel;
-    void *hook_arg = f->cancel_arg;
+    void *hook_arg;
+    eddy_cancel_fn hook = hook_of(f, &hook_arg);
     eddy_future_t *up = f->upstream;
+    struct eddy__task *waiters = unpend(f);
 
     f->state = EDDY_FUTURE_CANCELLED;
     f->error = EDDY_ECANCELLED;
-    f->on_cancel = NULL;
-    f->cancel_arg = NULL;
+    f->cause = 0;
+    f->message = NULL;
     if (hook != NULL)
       hook(f, hook_arg); /* stops the operation, before callbacks queue */
-    queue_waiters(f);
+    queue_waiters(f, waiters);
     f = up != NULL && up->state == EDDY_FUTURE_PENDING ? up : NULL;
   } while (f != NULL);
   return 0;

@@ -49,26 +49,59 @@ union eddy__future_fn {
   eddy_step_fn step;
 };
 
+/* A cancel hook on a future whose hook slot holds its step callback (the
+ * step kinds, see eddy__has_step): rare, so kept out of the object. */
+struct eddy__hook {
+  eddy_cancel_fn fn;
+  void *arg;
+};
+
+/* The budget of struct eddy_future (tests/test_sizes.c pins it): three of
+ * these are pending behind every idle connection of a read_until loop, and
+ * 72 bytes is what fits an 80-byte malloc chunk on 64-bit glibc. */
+#define EDDY__FUTURE_BUDGET 72
+
 struct eddy_future {
   struct eddy__task task;   /* queued when upstream settles; run is per kind */
   eddy_loop_t *loop;
-  eddy_future_t *upstream;  /* what this future waits on (owned), or NULL */
-  /* The tasks waiting on this one, while it is pending: a circular FIFO
-   * reached through its last task (whose next is the first), so one
-   * pointer gives both ends. */
-  struct eddy__task *waiters;
+  /* What this future waits on (owned), or NULL. Outside the union below:
+   * a step cancelled while it waits still holds it until its task runs. */
+  eddy_future_t *upstream;
   unsigned refs;
   unsigned char state;      /* eddy_future_state_t */
   unsigned char kind;       /* enum eddy__future_kind */
   unsigned char is_shared;  /* the outcome is read through `shared` */
+  /* The step's argument; sleep and with_timeout keep their timer here,
+   * which outlives settling (a sleep settled by hand still owns it). */
+  void *arg;
 
-  /* The outcome, one of three by state. A future settled by
-   * eddy_future_settle_as() keeps only its state and reads everything else
-   * through `shared`, the future that owns the outcome (never itself
-   * sharing: sharing is always one level deep). Otherwise a resolved future
-   * has a value and no error, a failed one an error and no value, so they
-   * share storage too (all zero while pending); readers check the state. */
+  /* What a pending future needs and what a settled one holds never live at
+   * the same time, so they share storage: that is what keeps the object in
+   * 72 bytes. Settling takes the pending part out first (eddy__unpend in
+   * future.c); readers check the state before touching either.
+   *
+   * Settled: a future settled by eddy_future_settle_as() keeps only its
+   * state and reads everything else through `shared`, the future that owns
+   * the outcome (never itself sharing: sharing is always one level deep).
+   * Otherwise a resolved future has a value and no error, a failed one an
+   * error and no value, so they share storage too. */
   union {
+    struct {                /* EDDY_FUTURE_PENDING (zero when made) */
+      /* The tasks waiting on this one: a circular FIFO reached through its
+       * last task (whose next is the first), so one pointer gives both
+       * ends. */
+      struct eddy__task *waiters;
+      union {
+        struct {            /* steps: see eddy__has_step */
+          union eddy__future_fn fn;
+          struct eddy__hook *hook; /* owned; NULL: none */
+        };
+        struct {            /* the others: the producer's hook, inline */
+          eddy_cancel_fn on_cancel;
+          void *cancel_arg;
+        };
+      };
+    };
     eddy_future_t *shared;  /* is_shared */
     struct {                /* EDDY_FUTURE_RESOLVED */
       void *value;
@@ -81,16 +114,14 @@ struct eddy_future {
       char *message;        /* owned; NULL: eddy_strerror(error) is used */
     };
   };
-
-  /* The step to run when upstream settles (per kind). sleep and
-   * with_timeout keep their timer in `arg`: settling never clears it. */
-  union eddy__future_fn fn;
-  void *arg;
-
-  /* Producer's hook, run once by eddy_future_cancel() while pending. */
-  eddy_cancel_fn on_cancel;
-  void *cancel_arg;
 };
+
+/* Whether @kind keeps a callback in fn (and so its cancel hook, if any,
+ * behind `hook`). ADOPT was a then-step and may still own a hook. */
+static inline int eddy__has_step(unsigned kind)
+{
+  return kind != EDDY__PLAIN && kind != EDDY__TIMEOUT;
+}
 
 /* A new pending future with one reference, or NULL (ENOMEM, NULL loop). */
 eddy_future_t *eddy__future_alloc(eddy_loop_t *loop);

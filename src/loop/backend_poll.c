@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The portable poll(2) backend. It keeps a dense pollfd array; each slot of
- * the fd table remembers its index (bidx), so changes are O(1) and removal
- * swaps the last entry into the hole.
+ * The portable poll(2) backend. It keeps a dense pollfd array and its own
+ * map from fd to index in it (pidx: kept here rather than in the fd table,
+ * which every backend pays for), so changes are O(1) and removal swaps the
+ * last entry into the hole.
  */
 #include <errno.h>
 #include <poll.h>
@@ -19,14 +20,24 @@ static int pl_init(eddy_loop_t *loop)
 {
   loop->pfds = NULL;
   loop->npfds = loop->cappfds = 0;
+  loop->pidx = NULL;
+  loop->npidx = 0;
   return 0;
 }
 
 static void pl_fini(eddy_loop_t *loop)
 {
   free(loop->pfds);
+  free(loop->pidx);
   loop->pfds = NULL;
   loop->npfds = loop->cappfds = 0;
+  loop->pidx = NULL;
+  loop->npidx = 0;
+}
+
+static int pl_index(const eddy_loop_t *loop, int fd)
+{
+  return fd < loop->npidx ? loop->pidx[fd] : -1;
 }
 
 static int pl_reinit(eddy_loop_t *loop)
@@ -35,13 +46,25 @@ static int pl_reinit(eddy_loop_t *loop)
 
   /* Nothing lives in the kernel; forget the array so that re-adding works. */
   for (i = 0; i < loop->npfds; i++)
-    loop->slots[loop->pfds[i].fd].bidx = -1;
+    loop->pidx[loop->pfds[i].fd] = -1;
   loop->npfds = 0;
   return 0;
 }
 
 static int pl_add(eddy_loop_t *loop, int fd, unsigned mask)
 {
+  if (fd >= loop->npidx) {
+    int n = loop->npidx ? loop->npidx : 64, i;
+    int *p;
+    while (n <= fd)
+      n += n / 2;
+    if ((p = realloc(loop->pidx, (size_t)n * sizeof *p)) == NULL)
+      return -ENOMEM;
+    for (i = loop->npidx; i < n; i++)
+      p[i] = -1;
+    loop->pidx = p;
+    loop->npidx = n;
+  }
   if (loop->npfds == loop->cappfds) {
     int cap = loop->cappfds ? 2 * loop->cappfds : 16;
     struct pollfd *p = realloc(loop->pfds, (size_t)cap * sizeof *p);
@@ -53,14 +76,13 @@ static int pl_add(eddy_loop_t *loop, int fd, unsigned mask)
   loop->pfds[loop->npfds].fd = fd;
   loop->pfds[loop->npfds].events = pl_mask(mask);
   loop->pfds[loop->npfds].revents = 0;
-  loop->slots[fd].bidx = loop->npfds++;
+  loop->pidx[fd] = loop->npfds++;
   return 0;
 }
 
 static int pl_ctl(eddy_loop_t *loop, int fd, enum eddy__ctl_op op, unsigned mask)
 {
-  struct eddy__slot *s = &loop->slots[fd];
-  int i = s->bidx;
+  int i = pl_index(loop, fd);
 
   if (i < 0)
     return op == EDDY__CTL_DEL ? 0 : pl_add(loop, fd, mask);
@@ -68,10 +90,10 @@ static int pl_ctl(eddy_loop_t *loop, int fd, enum eddy__ctl_op op, unsigned mask
     loop->pfds[i].events = pl_mask(mask);
     return 0;
   }
-  s->bidx = -1;
+  loop->pidx[fd] = -1;
   if (i != --loop->npfds) {
     loop->pfds[i] = loop->pfds[loop->npfds];
-    loop->slots[loop->pfds[i].fd].bidx = i;
+    loop->pidx[loop->pfds[i].fd] = i;
   }
   return 0;
 }

@@ -25,17 +25,21 @@
 
 /* ---- fd table (io.c) ---------------------------------------------------- */
 
+/* The budget of struct eddy__slot (tests/test_sizes.c pins it): one per
+ * fd number up to the highest in use, so a server pays it per connection,
+ * plus the table's headroom (io_grow in io.c). */
+#define EDDY__SLOT_BUDGET 24
+
 struct eddy__slot {
   eddy_io_fn cb;
   void *arg;
-  unsigned wanted;     /* READ|WRITE the handler asked for */
-  unsigned kmask;      /* READ|WRITE the kernel has, when kreg */
   unsigned gen;        /* bumped on add and remove: stale events are dropped */
-  unsigned char active;
-  unsigned char kreg;   /* registered with the kernel */
-  unsigned char queued; /* in loop->changes */
-  unsigned char kind;   /* enum eddy__fd_kind (fills what was padding) */
-  int bidx;             /* the poll backend's index, or -1 */
+  unsigned char wanted; /* READ|WRITE the handler asked for */
+  unsigned char kmask;  /* READ|WRITE the kernel has, when kreg */
+  unsigned char kind;   /* enum eddy__fd_kind */
+  unsigned char active : 1;
+  unsigned char kreg : 1;   /* registered with the kernel */
+  unsigned char queued : 1; /* in loop->changes */
 };
 
 /* An event collected by the backend, delivered after the poll returns. */
@@ -133,6 +137,8 @@ struct eddy_loop {
   int evcap;
   struct pollfd *pfds;
   int npfds, cappfds;
+  int *pidx;  /* fd -> index in pfds, or -1 (only the poll backend pays) */
+  int npidx;
   struct eddy__uring *uring; /* backend_uring.c's own state */
 
   /* deferred tasks: an intrusive FIFO */

@@ -15,6 +15,7 @@
 #ifndef EDDY_STREAM_CLOSE_WATCH_H
 #define EDDY_STREAM_CLOSE_WATCH_H
 
+#include "common/list.h"
 #include "eddy/stream.h"
 #include "loop/loop_internal.h"
 
@@ -28,8 +29,44 @@ struct eddy__close_watch {
  * Starts watching @s with @w (w->task.run must be set). An idle stream
  * then keeps watching its socket for the peer's close, as with
  * eddy_stream_wait_closed(). If @s has closed already, the task is
- * deferred now. Cannot fail.
+ * deferred now. Returns 0, or -ENOMEM (the watch list lives in the
+ * stream's cold part, stream_internal.h), watching nothing.
  */
-void eddy__stream_watch_close(eddy_stream_t *s, struct eddy__close_watch *w);
+int eddy__stream_watch_close(eddy_stream_t *s, struct eddy__close_watch *w);
+
+/*
+ * The owner link: one per stream, embedded in it, for the module that
+ * handed the stream out and counts it until it closes (the TCP server).
+ * A watch costs its own record; this costs nothing beyond the stream, which
+ * matters for servers holding many idle connections.
+ *
+ * The owner is told synchronously, from the stream's close task after its
+ * close callback and wait_closed futures (whose callbacks are only queued):
+ * the stream is alive then, and the owner must not call back into it. The
+ * rest of the link is the owner's: a list node, and a future it waits on
+ * for the stream through the embedded task. The link lives as long as the
+ * stream: an owner that keeps it in a list past the close holds a
+ * reference on the stream for that.
+ */
+struct eddy__stream_owner {
+  void (*closed)(struct eddy__stream_owner *owner, eddy_stream_t *s);
+};
+
+struct eddy__stream_link {
+  struct eddy_list node;
+  struct eddy__stream_owner *owner; /* NULL: none */
+  eddy_future_t *waited;
+  struct eddy__task task;
+};
+
+/*
+ * Links @s to @owner (@s must have none). Returns 0, or 1 if @s has closed
+ * already: then the owner is never told, and knows now.
+ */
+int eddy__stream_set_owner(eddy_stream_t *s, struct eddy__stream_owner *owner);
+struct eddy__stream_link *eddy__stream_link(eddy_stream_t *s);
+eddy_stream_t *eddy__stream_of_link(struct eddy__stream_link *link);
+/* Whether the owner has been told of the close (or learnt it at linking). */
+int eddy__stream_owner_told(const eddy_stream_t *s);
 
 #endif

@@ -27,8 +27,8 @@ static void stream_value_free(void *p)
  * waited for it. */
 static void connected(eddy_stream_t *s)
 {
-  eddy_future_t *f = s->connect_future;
-  s->connect_future = NULL;
+  eddy_future_t *f = s->cold->connect_future; /* made by eddy_stream_connect */
+  s->cold->connect_future = NULL;
   s->state = EDDY__ST_OPEN;
   eddy_future_resolve(f, eddy_stream_ref(s), stream_value_free);
   eddy_future_unref(f);
@@ -73,13 +73,15 @@ eddy_future_t *eddy_stream_connect(eddy_stream_t *s, const struct sockaddr *addr
     return eddy__stream_rejected(s, EDDY_EUSAGE);
   if (s->state == EDDY__ST_CLOSED)
     return eddy__stream_rejected(s, EDDY_ECLOSED);
-  if (s->state == EDDY__ST_CONNECTING || s->connect_future)
+  if (s->state == EDDY__ST_CONNECTING || (s->cold && s->cold->connect_future))
     return eddy__stream_rejected(s, EDDY_EUSAGE);
+  if (!eddy__stream_cold(s))
+    return eddy__stream_rejected(s, -ENOMEM);
 
   eddy_future_t *f = eddy_future_new(s->loop);
   if (!f)
     return NULL;
-  s->connect_future = eddy_future_ref(f);
+  s->cold->connect_future = eddy_future_ref(f);
   eddy__stream_hold(s); /* while connecting; released by connected() or close */
 
   if (s->fd < 0) {
@@ -102,7 +104,7 @@ eddy_future_t *eddy_stream_connect(eddy_stream_t *s, const struct sockaddr *addr
   }
   /* EINTR on a non-blocking connect: it goes on in the background. */
   if (s->opt->connect_timeout > 0) {
-    s->connect_deadline = eddy_loop_time(s->loop) + s->opt->connect_timeout;
+    s->cold->connect_deadline = eddy_loop_time(s->loop) + s->opt->connect_timeout;
     eddy__stream_arm_deadlines(s);
   }
   eddy__io_update(s);

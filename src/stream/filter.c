@@ -285,7 +285,7 @@ int eddy__stream_start_filter(eddy_stream_t *s, const struct eddy__filter_ops *o
     return EDDY_ECLOSED;
   if (s->filter)
     return EDDY_EUSAGE;
-  if (s->rd.kind != EDDY__RK_NONE || s->in_chunk_cb || !eddy__wq_empty(&s->wq) || s->wq.whead ||
+  if (s->rd.kind != EDDY__RK_NONE || s->in_chunk_cb || !eddy__wq_empty(&s->wq) || eddy__wq_waiting(&s->wq) ||
       eddy__raw_out_len(s) || s->shut_requested)
     return EDDY_ENOTIDLE;
   if (eddy__buf_len(&s->rbuf) && !(flags & EDDY__FILTER_ADOPT_BUFFERED))

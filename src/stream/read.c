@@ -28,8 +28,8 @@ static void op_reset(eddy_stream_t *s)
   if (rd->kind == EDDY__RK_REGEX && rd->re) {
     regfree(rd->re);
     free(rd->re);
-  } else if (rd->kind == EDDY__RK_UNTIL && rd->delim != rd->dsmall) {
-    free(rd->delim);
+  } else if (rd->kind == EDDY__RK_UNTIL && rd->dlen > sizeof(rd->dsmall)) {
+    free(rd->dheap);
   }
   memset(rd, 0, sizeof(*rd));
 }
@@ -164,7 +164,7 @@ int eddy__read_deliver_chunks(eddy_stream_t *s)
 
 static void chunk_task_run(struct eddy__task *task)
 {
-  eddy_stream_t *s = (eddy_stream_t *)((char *)task - offsetof(eddy_stream_t, chunk_task));
+  eddy_stream_t *s = eddy_container_of(task, struct eddy__stream_cold, chunk_task)->stream;
   s->chunk_queued = 0;
   eddy__read_deliver_chunks(s);
   if (s->state == EDDY__ST_CLOSED || s->read_ended)
@@ -212,7 +212,7 @@ int eddy__read_try(eddy_stream_t *s, int from_loop, int force)
   }
 
   case EDDY__RK_UNTIL:
-    end = eddy__buf_find(&s->rbuf, rd->delim, rd->dlen, &rd->scan_from);
+    end = eddy__buf_find(&s->rbuf, eddy__rd_delim(rd), rd->dlen, &rd->scan_from);
     goto found;
 
   case EDDY__RK_REGEX:
@@ -252,9 +252,9 @@ int eddy__read_try(eddy_stream_t *s, int from_loop, int force)
       return eddy__read_deliver_chunks(s);
     if (!s->chunk_queued) {
       s->chunk_queued = 1;
-      s->chunk_task.run = chunk_task_run;
+      s->cold->chunk_task.run = chunk_task_run; /* made by read_chunked */
       eddy__stream_hold(s);
-      eddy__loop_defer(s->loop, &s->chunk_task);
+      eddy__loop_defer(s->loop, &s->cold->chunk_task);
     }
     return 0;
 
@@ -415,7 +415,7 @@ static eddy_future_t *read_go(eddy_stream_t *s)
     }
     if (s->rd.kind != EDDY__RK_NONE && s->state != EDDY__ST_CLOSED) {
       if (s->opt->read_timeout > 0) {
-        s->rd.deadline = eddy_loop_time(s->loop) + s->opt->read_timeout;
+        s->cold->read_deadline = eddy_loop_time(s->loop) + s->opt->read_timeout;
         eddy__stream_arm_deadlines(s);
       }
     }
@@ -449,7 +449,8 @@ eddy_future_t *eddy_stream_read_until(eddy_stream_t *s, const void *delimiter,
     return eddy__stream_rejected(s, -ENOMEM);
   memcpy(d, delimiter, delimiter_len);
   s->rd.kind = EDDY__RK_UNTIL;
-  s->rd.delim = d;
+  if (d != s->rd.dsmall)
+    s->rd.dheap = d;
   s->rd.dlen = delimiter_len;
   s->rd.max_bytes = max_bytes;
   return read_go(s);
@@ -498,6 +499,8 @@ static eddy_future_t *read_chunked(eddy_stream_t *s, int kind, size_t n, eddy_ch
     return f;
   if (n == 0)
     return read_nothing(s, 0);
+  if (!eddy__stream_cold(s)) /* its chunk_task may be needed */
+    return eddy__stream_rejected(s, -ENOMEM);
   s->rd.kind = kind;
   s->rd.n = n;
   s->rd.fn = fn;

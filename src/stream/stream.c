@@ -90,6 +90,19 @@ static const eddy_stream_options_t *options_for_stream(const eddy_stream_options
 static void close_task_run(struct eddy__task *task);
 static void late_task_run(struct eddy__task *task);
 
+struct eddy__stream_cold *eddy__stream_cold(eddy_stream_t *s)
+{
+  if (!s->cold && (s->cold = calloc(1, sizeof(*s->cold))) != NULL)
+    s->cold->stream = s;
+  return s->cold;
+}
+
+static int wants_deadlines(const eddy_stream_options_t *o)
+{
+  return o->connect_timeout > 0 || o->read_timeout > 0 ||
+         o->write_timeout > 0 || o->idle_timeout > 0;
+}
+
 /* eddy_loop_free() with the stream still watched: an operation is pending
  * (the stream holds itself for it) or it waits for the peer's close. Closing
  * settles the operations, so their chains run and release it. */
@@ -118,6 +131,11 @@ eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
   s = calloc(1, sizeof(*s));
   if (s)
     s->opt = options_for_stream(options);
+  if (s && s->opt && wants_deadlines(s->opt) && !eddy__stream_cold(s)) {
+    if (s->opt != &default_options)
+      free((void *)s->opt);
+    s->opt = NULL;
+  }
   if (!s || !s->opt) {
     free(s);
     err = ENOMEM;
@@ -134,8 +152,8 @@ eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
   s->half_open = options && options->allow_half_open;
   eddy__wq_init(&s->wq);
   s->close_task.run = close_task_run;
-  s->late_task.run = late_task_run;
-  s->last_io = eddy_loop_time(loop);
+  if (s->cold)
+    s->cold->last_io = eddy_loop_time(loop);
   if (s->opt->idle_timeout > 0)
     eddy__stream_arm_deadlines(s);
   return s;
@@ -164,19 +182,23 @@ eddy_stream_t *eddy_stream_ref(eddy_stream_t *s)
  * then fires the close watches. */
 static void closers_resolve(eddy_stream_t *s)
 {
-  while (s->closers) {
-    struct eddy__waiter *w = s->closers;
-    s->closers = w->next;
+  while (s->cold && s->cold->closers) {
+    struct eddy__waiter *w = s->cold->closers;
+    s->cold->closers = w->next;
     eddy_future_on_cancel(w->future, NULL, NULL);
     eddy_future_resolve(w->future, NULL, NULL);
     eddy_future_unref(w->future);
     free(w);
   }
-  while (s->watches) {
-    struct eddy__close_watch *w = s->watches;
-    s->watches = w->next;
+  while (s->cold && s->cold->watches) {
+    struct eddy__close_watch *w = s->cold->watches;
+    s->cold->watches = w->next;
     w->stream = NULL;
     eddy__loop_defer(s->loop, &w->task);
+  }
+  if (s->link.owner && !s->owner_told) {
+    s->owner_told = 1;
+    s->link.owner->closed(s->link.owner, s);
   }
 }
 
@@ -187,8 +209,11 @@ static void stream_free(eddy_stream_t *s)
   eddy__wq_clear(&s->wq);
   eddy__buf_release(&s->rbuf);
   eddy__filter_free(s);
-  eddy_timer_free(s->timer);
-  free(s->error_msg);
+  if (s->cold) {
+    eddy_timer_free(s->cold->timer);
+    free(s->cold->error_msg);
+    free(s->cold);
+  }
   if (s->opt != &default_options)
     free((void *)s->opt);
   eddy__head(s->loop)->nstreams--;
@@ -228,7 +253,8 @@ static void reject_closed(eddy_stream_t *s, eddy_future_t *f)
 {
   if (s->error)
     eddy_future_reject_cause(f, EDDY_ECLOSED, s->error, "stream closed: %s",
-                             s->error_msg ? s->error_msg : eddy_strerror(s->error));
+                             eddy__stream_error_msg(s) ? eddy__stream_error_msg(s)
+                                                       : eddy_strerror(s->error));
   else
     eddy_future_reject_cause(f, EDDY_ECLOSED, 0, "%s", eddy_strerror(EDDY_ECLOSED));
 }
@@ -271,7 +297,9 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
   eddy__stream_hold(s);
   if (error && !s->error) {
     s->error = error;
-    s->error_msg = strdup(message ? message : eddy_strerror(error));
+    /* Without the cold part the message is the code's text anyway. */
+    if (message && eddy__stream_cold(s))
+      s->cold->error_msg = strdup(message);
   }
   s->state = EDDY__ST_CLOSED;
   /* The handler goes before the fd: the loop must never watch a closed
@@ -290,15 +318,16 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
   if (s->fd >= 0)
     close(s->fd);
   s->fd = -1;
-  if (s->timer)
-    eddy_timer_stop(s->timer);
-  s->timer_at = 0;
+  if (s->cold && s->cold->timer)
+    eddy_timer_stop(s->cold->timer);
+  if (s->cold)
+    s->cold->timer_at = 0;
 
   /* Futures fail (or complete, R9) first; the close callback is queued
    * after them, so it runs after their callbacks (Tornado's ordering). */
-  if (s->connect_future) {
+  if (s->cold && s->cold->connect_future) {
     /* connect.c holds a reference while its future is pending. */
-    eddy__stream_fail_future(s, &s->connect_future);
+    eddy__stream_fail_future(s, &s->cold->connect_future);
     eddy__stream_release(s);
   }
   eddy__read_on_close(s);
@@ -341,7 +370,7 @@ static void close_task_run(struct eddy__task *task)
 
 static void late_task_run(struct eddy__task *task)
 {
-  eddy_stream_t *s = eddy_container_of(task, eddy_stream_t, late_task);
+  eddy_stream_t *s = eddy_container_of(task, eddy_stream_t, close_task);
   eddy_close_fn fn = s->close_fn;
   s->late_queued = 0;
   s->close_fn = NULL;
@@ -427,7 +456,9 @@ void eddy_stream_set_close_callback(eddy_stream_t *s, eddy_close_fn fn, void *ar
     if (fn && s->close_phase == 2 && !s->late_queued) {
       s->late_queued = 1;
       eddy__stream_hold(s);
-      eddy__loop_defer(s->loop, &s->late_task);
+      /* The close task has run for good: its task is free to reuse. */
+      s->close_task.run = late_task_run;
+      eddy__loop_defer(s->loop, &s->close_task);
     }
     return;
   }
@@ -435,27 +466,56 @@ void eddy_stream_set_close_callback(eddy_stream_t *s, eddy_close_fn fn, void *ar
     watch_idle(s);
 }
 
-void eddy__stream_watch_close(eddy_stream_t *s, struct eddy__close_watch *w)
+int eddy__stream_watch_close(eddy_stream_t *s, struct eddy__close_watch *w)
 {
   if (s->close_phase == 2) {
     w->stream = NULL;
     eddy__loop_defer(s->loop, &w->task);
-    return;
+    return 0;
   }
-  struct eddy__close_watch **tail = &s->watches;
+  if (!eddy__stream_cold(s))
+    return -ENOMEM;
+  struct eddy__close_watch **tail = &s->cold->watches;
   while (*tail)
     tail = &(*tail)->next;
   w->next = NULL;
   w->stream = s;
   *tail = w;
   watch_idle(s);
+  return 0;
+}
+
+int eddy__stream_set_owner(eddy_stream_t *s, struct eddy__stream_owner *owner)
+{
+  s->link.owner = owner;
+  if (s->close_phase == 2) {
+    s->owner_told = 1;
+    return 1;
+  }
+  watch_idle(s);
+  return 0;
+}
+
+struct eddy__stream_link *eddy__stream_link(eddy_stream_t *s)
+{
+  return &s->link;
+}
+
+eddy_stream_t *eddy__stream_of_link(struct eddy__stream_link *link)
+{
+  return eddy_container_of(link, eddy_stream_t, link);
+}
+
+int eddy__stream_owner_told(const eddy_stream_t *s)
+{
+  return s->owner_told;
 }
 
 /* Cancelling one wait_closed future forgets that waiter only. */
 static void closer_cancelled(eddy_future_t *f, void *arg)
 {
   eddy_stream_t *s = arg;
-  for (struct eddy__waiter **pp = &s->closers; *pp; pp = &(*pp)->next) {
+  for (struct eddy__waiter **pp = &s->cold->closers; *pp; pp = &(*pp)->next) {
     if ((*pp)->future == f) {
       struct eddy__waiter *w = *pp;
       *pp = w->next;
@@ -486,11 +546,12 @@ eddy_future_t *eddy_stream_wait_closed(eddy_stream_t *s)
     eddy_future_resolve(f, NULL, NULL);
     return f;
   }
-  struct eddy__waiter *w = malloc(sizeof(*w)), **tail = &s->closers;
+  struct eddy__waiter *w = eddy__stream_cold(s) ? malloc(sizeof(*w)) : NULL, **tail;
   if (!w) {
     eddy_future_unref(f);
     return NULL;
   }
+  tail = &s->cold->closers;
   while (*tail)
     tail = &(*tail)->next;
   w->next = NULL;
@@ -529,7 +590,7 @@ const char *eddy_stream_error_message(const eddy_stream_t *s)
 {
   if (!s || s->state != EDDY__ST_CLOSED || !s->error)
     return NULL;
-  return s->error_msg ? s->error_msg : eddy_strerror(s->error);
+  return eddy__stream_error_msg(s) ? eddy__stream_error_msg(s) : eddy_strerror(s->error);
 }
 
 int eddy_stream_fd(const eddy_stream_t *s)
@@ -609,14 +670,17 @@ static double nearest_deadline(const eddy_stream_t *s)
     if (x_ > 0 && (d == 0 || x_ < d)) \
       d = x_;                  \
   } while (0)
+  const struct eddy__stream_cold *c = s->cold;
+  if (!c)
+    return 0; /* no timeout option: no deadline */
   if (s->state == EDDY__ST_CONNECTING)
-    CONSIDER(s->connect_deadline);
+    CONSIDER(c->connect_deadline);
   if (s->rd.kind != EDDY__RK_NONE)
-    CONSIDER(s->rd.deadline);
+    CONSIDER(c->read_deadline);
   if (!eddy__wq_empty(&s->wq) || eddy__raw_out_len(s))
-    CONSIDER(s->write_deadline);
+    CONSIDER(c->write_deadline);
   if (s->opt->idle_timeout > 0)
-    CONSIDER(s->last_io + s->opt->idle_timeout);
+    CONSIDER(c->last_io + s->opt->idle_timeout);
 #undef CONSIDER
   return d;
 }
@@ -624,20 +688,21 @@ static double nearest_deadline(const eddy_stream_t *s)
 static void deadline_fired(void *arg)
 {
   eddy_stream_t *s = arg;
+  struct eddy__stream_cold *c = s->cold; /* the timer is in it */
   double now = eddy_loop_time(s->loop) + 1e-6;
   const char *what = NULL;
 
-  s->timer_at = 0;
+  c->timer_at = 0;
   if (s->state == EDDY__ST_CLOSED)
     return;
-  if (s->state == EDDY__ST_CONNECTING && s->connect_deadline > 0 && now >= s->connect_deadline)
+  if (s->state == EDDY__ST_CONNECTING && c->connect_deadline > 0 && now >= c->connect_deadline)
     what = "connect timed out";
-  else if (s->rd.kind != EDDY__RK_NONE && s->rd.deadline > 0 && now >= s->rd.deadline)
+  else if (s->rd.kind != EDDY__RK_NONE && c->read_deadline > 0 && now >= c->read_deadline)
     what = "read timed out";
-  else if ((!eddy__wq_empty(&s->wq) || eddy__raw_out_len(s)) && s->write_deadline > 0 &&
-           now >= s->write_deadline)
+  else if ((!eddy__wq_empty(&s->wq) || eddy__raw_out_len(s)) && c->write_deadline > 0 &&
+           now >= c->write_deadline)
     what = "write timed out";
-  else if (s->opt->idle_timeout > 0 && now >= s->last_io + s->opt->idle_timeout)
+  else if (s->opt->idle_timeout > 0 && now >= c->last_io + s->opt->idle_timeout)
     what = "idle timeout";
   if (what) {
     eddy__stream_close(s, EDDY_ETIMEOUT, what);
@@ -651,19 +716,20 @@ void eddy__stream_arm_deadlines(eddy_stream_t *s)
   if (s->state == EDDY__ST_CLOSED)
     return;
   double d = nearest_deadline(s);
-  if (d == 0 || (s->timer_at > 0 && s->timer_at <= d))
+  struct eddy__stream_cold *c = s->cold; /* d > 0: it exists */
+  if (d == 0 || (c->timer_at > 0 && c->timer_at <= d))
     return;
-  if (!s->timer) {
-    s->timer = eddy_timer_new(s->loop, deadline_fired, s);
-    if (!s->timer)
+  if (!c->timer) {
+    c->timer = eddy_timer_new(s->loop, deadline_fired, s);
+    if (!c->timer)
       return; /* ENOMEM: the deadline is lost, the stream works on */
   }
-  if (eddy_timer_start_at(s->timer, d) == 0)
-    s->timer_at = d;
+  if (eddy_timer_start_at(c->timer, d) == 0)
+    c->timer_at = d;
 }
 
 void eddy__stream_note_io(eddy_stream_t *s)
 {
   if (s->opt->idle_timeout > 0)
-    s->last_io = eddy_loop_time(s->loop);
+    s->cold->last_io = eddy_loop_time(s->loop); /* made with the stream */
 }

@@ -52,13 +52,17 @@ struct eddy__read_op {
   eddy_future_t *future; /* the stream's reference */
   size_t n;              /* bytes wanted (BYTES, INTO), left (BYTES_CHUNKED) */
   size_t max_bytes;      /* UNTIL/REGEX limit, 0 for none */
-  double deadline;       /* read_timeout, absolute; 0 for none */
   union {
     struct {               /* UNTIL */
-      char *delim;         /* dsmall or a heap copy */
       size_t dlen;
       size_t scan_from;    /* where the next search starts */
-      char dsmall[16];     /* short delimiters need no allocation */
+      /* Line and header ends ("\n", "\r\n\r\n") are kept inline; a
+       * longer delimiter costs an allocation, once per read. Which one
+       * holds it follows from dlen (eddy__rd_delim). */
+      union {
+        char dsmall[8];
+        char *dheap;
+      };
     };
     struct {               /* REGEX */
       regex_t *re;         /* compiled, owned */
@@ -75,17 +79,51 @@ struct eddy__read_op {
   };
 };
 
+static inline const char *eddy__rd_delim(const struct eddy__read_op *rd)
+{
+  return rd->dlen <= sizeof(rd->dsmall) ? rd->dsmall : rd->dheap;
+}
+
 struct eddy__waiter {
   struct eddy__waiter *next;
   eddy_future_t *future;
 };
 
+/* What only some streams use: made on first use (or with the stream, when
+ * its options ask for a deadline) and kept until the stream is freed. An
+ * idle plain connection never makes it. Every operation that needs it
+ * fails with -ENOMEM, before changing anything, when it cannot be made. */
+struct eddy__stream_cold {
+  eddy_stream_t *stream;        /* the owner, for chunk_task */
+  eddy_future_t *connect_future;
+  eddy_future_t *shutdown_future;
+  struct eddy__waiter *closers; /* wait_closed futures, one per call */
+  struct eddy__close_watch *watches; /* then these, oldest first */
+  struct eddy__waiter *drains;
+  char *error_msg;
+  struct eddy__task chunk_task; /* chunked read started with data buffered */
+
+  /* Deadlines: made with the stream when any timeout option is set (the
+   * options never change), so the paths that move them cannot fail. */
+  eddy_timer_t *timer;
+  double timer_at;        /* when the timer is due, 0 if stopped */
+  double connect_deadline;
+  double read_deadline;   /* read_timeout, absolute; 0 for none */
+  double write_deadline;  /* reset whenever the queue makes progress */
+  double last_io;         /* for idle_timeout */
+  uint64_t wd_mark;       /* wq.sent when the write deadline was last set */
+};
+
+/* The budget of struct eddy_stream on 64-bit (tests/test_sizes.c pins it):
+ * every idle connection holds one. */
+#define EDDY__STREAM_BUDGET 280
+
 struct eddy_stream {
   eddy_loop_t *loop;
   int fd;
   unsigned refs;
-  int state;
-  unsigned interest; /* what the loop was last asked for */
+  unsigned char state;
+  unsigned char interest; /* what the loop was last asked for */
 
   unsigned is_pipe : 1;
   unsigned can_read : 1;  /* pipes: the fd was opened for reading */
@@ -108,7 +146,8 @@ struct eddy_stream {
   unsigned kernel_unread : 1;  /* an idle peek saw bytes no read asked for */
   unsigned nodelay_on : 1;     /* set_nodelay(1) succeeded: a TCP socket, Nagle off */
   unsigned write_held : 1;     /* a reference is held for pending writes */
-  unsigned late_queued : 1;    /* late_task is queued */
+  unsigned late_queued : 1;    /* the close task runs a late close callback */
+  unsigned owner_told : 1;     /* link.owner knows the stream closed */
   unsigned chunk_queued : 1;   /* chunk_task is queued */
   unsigned pass_queued : 1;    /* on the loop's end-of-pass list (pass_link) */
   unsigned corked : 1;         /* an inline send used MSG_MORE; nothing pushed it yet */
@@ -124,31 +163,30 @@ struct eddy_stream {
   struct eddy__read_op rd;
   struct eddy__writeq wq;
   uint64_t acked;        /* write position known to be in the kernel */
-  uint64_t wd_mark;      /* wq.sent when the write deadline was last set */
 
-  eddy_future_t *connect_future;
-  eddy_future_t *shutdown_future;
-  struct eddy__waiter *closers; /* wait_closed futures, one per call */
-  struct eddy__close_watch *watches; /* then these, oldest first */
-  struct eddy__waiter *drains;
-
-  char *error_msg;
+  struct eddy__stream_link link; /* its owner (the TCP server) */
+  /* Hot because setting it returns nothing: it has no way to report
+   * ENOMEM. */
   eddy_close_fn close_fn;
   void *close_arg;
+  /* Runs the close; once it has (close_phase 2), it runs a close callback
+   * set after that. */
   struct eddy__task close_task;
-  struct eddy__task late_task; /* a close callback set after the close ran */
-  struct eddy__task chunk_task; /* chunked read started with data buffered */
   struct eddy__pass_node pass_link; /* on the loop's end-of-pass list */
   int error;              /* why it closed (0: clean); error_msg says more */
 
-  eddy_timer_t *timer;
-  double timer_at;        /* when the timer is due, 0 if stopped */
-  double connect_deadline;
-  double write_deadline;  /* reset whenever the queue makes progress */
-  double last_io;         /* for idle_timeout */
-
   struct eddy__filter *filter; /* with its raw buffers; NULL: plain */
+  struct eddy__stream_cold *cold; /* NULL until first needed */
 };
+
+/* The cold part, made now if it was not; NULL on ENOMEM. */
+struct eddy__stream_cold *eddy__stream_cold(eddy_stream_t *s);
+
+/* The closing message, if one was kept. */
+static inline const char *eddy__stream_error_msg(const eddy_stream_t *s)
+{
+  return s->cold ? s->cold->error_msg : NULL;
+}
 
 /* Encoded bytes the filter has produced and the fd has not taken yet. */
 static inline size_t eddy__raw_out_len(const eddy_stream_t *s)

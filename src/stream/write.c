@@ -162,8 +162,8 @@ static int plain_flush(eddy_stream_t *s)
 /* Holds a reference on the stream exactly while writes are pending. */
 static void write_hold_update(eddy_stream_t *s)
 {
-  int need = !eddy__wq_empty(&s->wq) || s->wq.whead || eddy__raw_out_len(s) ||
-             s->shutdown_future || s->drains;
+  int need = !eddy__wq_empty(&s->wq) || eddy__wq_waiting(&s->wq) || eddy__raw_out_len(s) ||
+             (s->cold && (s->cold->shutdown_future || s->cold->drains));
   if (need && !s->write_held) {
     s->write_held = 1;
     eddy__stream_hold(s);
@@ -175,8 +175,10 @@ static void write_hold_update(eddy_stream_t *s)
 
 static void settle_shutdown(eddy_stream_t *s, int rc)
 {
-  eddy_future_t *f = s->shutdown_future;
-  s->shutdown_future = NULL;
+  if (!s->cold)
+    return;
+  eddy_future_t *f = s->cold->shutdown_future;
+  s->cold->shutdown_future = NULL;
   if (!f)
     return;
   if (rc < 0)
@@ -267,15 +269,17 @@ void eddy__write_settle(eddy_stream_t *s)
   size_t size = eddy_stream_write_buffer_size(s);
   if (size <= s->opt->write_low_watermark) {
     s->write_blocked = 0;
-    resolve_waiters(s, &s->drains);
+    if (s->cold)
+      resolve_waiters(s, &s->cold->drains);
   }
   int pending = size > 0;
   if (s->opt->write_timeout > 0) {
+    struct eddy__stream_cold *c = s->cold; /* made with the stream */
     if (!pending) {
-      s->write_deadline = 0;
-    } else if (s->write_deadline == 0 || s->wd_mark != s->wq.sent) {
-      s->wd_mark = s->wq.sent;
-      s->write_deadline = eddy_loop_time(s->loop) + s->opt->write_timeout;
+      c->write_deadline = 0;
+    } else if (c->write_deadline == 0 || c->wd_mark != s->wq.sent) {
+      c->wd_mark = s->wq.sent;
+      c->write_deadline = eddy_loop_time(s->loop) + s->opt->write_timeout;
       eddy__stream_arm_deadlines(s);
     }
   }
@@ -305,13 +309,14 @@ void eddy__write_fail_all(eddy_stream_t *s)
   eddy_future_t *f;
   while ((f = eddy__wq_pop_done(&s->wq, UINT64_MAX)))
     eddy__stream_fail_future(s, &f);
-  while (s->drains) {
-    struct eddy__waiter *w = s->drains;
-    s->drains = w->next;
+  while (s->cold && s->cold->drains) {
+    struct eddy__waiter *w = s->cold->drains;
+    s->cold->drains = w->next;
     eddy__stream_fail_future(s, &w->future);
     free(w);
   }
-  eddy__stream_fail_future(s, &s->shutdown_future);
+  if (s->cold)
+    eddy__stream_fail_future(s, &s->cold->shutdown_future);
   eddy__wq_clear(&s->wq);
   if (s->filter)
     eddy__buf_release(&s->filter->raw_out);
@@ -676,11 +681,12 @@ eddy_future_t *eddy_stream_drain(eddy_stream_t *s)
     eddy_future_resolve(f, NULL, NULL);
     return f;
   }
-  struct eddy__waiter *w = malloc(sizeof(*w)), **tail = &s->drains;
+  struct eddy__waiter *w = eddy__stream_cold(s) ? malloc(sizeof(*w)) : NULL, **tail;
   if (!w) {
     eddy_future_reject(f, -ENOMEM, NULL);
     return f;
   }
+  tail = &s->cold->drains;
   while (*tail)
     tail = &(*tail)->next;
   w->next = NULL;
@@ -699,19 +705,21 @@ eddy_future_t *eddy_stream_shutdown_write(eddy_stream_t *s)
   if (s->state == EDDY__ST_CLOSED)
     return eddy__stream_rejected(s, EDDY_ECLOSED);
   eddy_future_t *f;
-  if (s->shutdown_future)
-    return eddy_future_ref(s->shutdown_future);
+  if (s->cold && s->cold->shutdown_future)
+    return eddy_future_ref(s->cold->shutdown_future);
   if (s->write_shut || s->shut_requested) {
     f = eddy_future_new(s->loop);
     if (f)
       eddy_future_resolve(f, NULL, NULL);
     return f;
   }
+  if (!eddy__stream_cold(s))
+    return eddy__stream_rejected(s, -ENOMEM);
   f = eddy_future_new(s->loop);
   if (!f)
     return NULL;
   s->shut_requested = 1;
-  s->shutdown_future = eddy_future_ref(f);
+  s->cold->shutdown_future = eddy_future_ref(f);
   write_hold_update(s);
   if (s->state == EDDY__ST_OPEN && eddy_stream_write_buffer_size(s) == 0)
     eddy__write_settle(s);

@@ -17,8 +17,7 @@ void eddy__wq_init(struct eddy__writeq *q)
   q->head = NULL;
   q->tailp = &q->head;
   q->queued = q->sent = 0;
-  q->whead = NULL;
-  q->wtailp = &q->whead;
+  q->wlast = NULL;
 }
 
 static struct eddy__piece *piece_new(size_t extra)
@@ -199,22 +198,27 @@ int eddy__wq_wait(struct eddy__writeq *q, eddy_future_t *f, uint64_t pos)
   struct eddy__wwait *w = malloc(sizeof(*w));
   if (!w)
     return -ENOMEM;
-  w->next = NULL;
   w->future = f;
   w->pos = pos;
-  *q->wtailp = w;
-  q->wtailp = &w->next;
+  if (q->wlast) {
+    w->next = q->wlast->next;
+    q->wlast->next = w;
+  } else {
+    w->next = w;
+  }
+  q->wlast = w;
   return 0;
 }
 
 eddy_future_t *eddy__wq_pop_done(struct eddy__writeq *q, uint64_t upto)
 {
-  struct eddy__wwait *w = q->whead;
+  struct eddy__wwait *w = q->wlast ? q->wlast->next : NULL;
   if (!w || w->pos > upto)
     return NULL;
-  q->whead = w->next;
-  if (!q->whead)
-    q->wtailp = &q->whead;
+  if (w == q->wlast)
+    q->wlast = NULL;
+  else
+    q->wlast->next = w->next;
   eddy_future_t *f = w->future;
   free(w);
   return f;

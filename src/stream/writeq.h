@@ -57,7 +57,9 @@ struct eddy__writeq {
   struct eddy__piece *head, **tailp;
   uint64_t queued; /* bytes ever queued */
   uint64_t sent;   /* bytes ever taken off the front */
-  struct eddy__wwait *whead, **wtailp;
+  /* The waiters: a circular FIFO reached through its last (whose next is
+   * the first), one pointer for both ends: every stream carries this. */
+  struct eddy__wwait *wlast;
 };
 
 void eddy__wq_init(struct eddy__writeq *q);
@@ -71,6 +73,12 @@ static inline size_t eddy__wq_size(const struct eddy__writeq *q)
 static inline int eddy__wq_empty(const struct eddy__writeq *q)
 {
   return q->head == NULL;
+}
+
+/* Whether write futures wait for the queue. */
+static inline int eddy__wq_waiting(const struct eddy__writeq *q)
+{
+  return q->wlast != NULL;
 }
 
 /* Queue bytes. Each returns 0 or -ENOMEM, and on failure queues nothing

@@ -12,12 +12,15 @@
  * the memory; until then a freed server is stopped and inert.
  *
  * Tracking. The server must not keep handed-out streams alive (a stream
- * closes when its last reference goes), so the per-connection record holds
- * a close watch (stream/close_watch.h): a weak pointer that the stream
- * clears when it closes, and a task it defers then. The record waits on
- * the handler's future through another embedded task (eddy__future_wait),
- * so tracking a connection costs one small allocation and nothing in the
- * stream: an idle connection is as cheap as it can be.
+ * closes when its last reference goes), so it links itself to each as the
+ * stream's owner (stream/close_watch.h): the stream tells it from its close
+ * task. The link is embedded in the stream, node in srv->conns and task to
+ * wait on the handler's future included, so tracking a connection costs
+ * no allocation: a separate record would cost each idle connection a
+ * malloc chunk of its own. A linked stream stays in srv->conns until both
+ * waits have ended, the close (told) and the handler's future (settled,
+ * its task run); while the handler's future is pending the server holds a
+ * reference on the stream, so the node is never in freed memory.
  *
  * TLS. With a tls_ctx every accepted socket becomes a server-side TLS
  * stream. A handshake guard (same weak-pointer scheme) closes it with
@@ -46,20 +49,6 @@
 
 #define DEFAULT_ACCEPT_QUEUE 128
 #define MAX_LISTEN_FDS 16
-
-/* A handed-out stream being counted. It lives until both of its waits have
- * ended: the stream's close (the close watch's task has run) and the
- * handler's future (settled, and its task has run). */
-struct conn {
-  struct eddy_list node;  /* in srv->conns */
-  eddy_tcp_server_t *srv;
-  eddy_stream_t *s;       /* a reference of ours while `handler` is set */
-  /* .stream: weak, NULL once closed; .task.run: NULL once the watch's task
-   * has run (the task is never queued again, so that is its own flag) */
-  struct eddy__close_watch closed;
-  eddy_future_t *handler; /* the handler's future, until seen settled */
-  struct eddy__task handler_task;
-};
 
 /* Closes a TLS stream whose handshake outlives its deadline; freed when
  * the stream closes. */
@@ -104,7 +93,8 @@ struct eddy_tcp_server {
   struct queued *queue; /* ring */
   size_t qhead, qlen, qcap;
 
-  struct eddy_list conns; /* every struct conn alive */
+  struct eddy_list conns; /* the links of the streams being tracked */
+  struct eddy__stream_owner owner; /* what they are linked to */
   size_t nopen;           /* handed out and not yet seen closed */
 
   struct eddy_list handshaking; /* struct handshaking, oldest first */
@@ -166,9 +156,10 @@ static void close_open_conns(eddy_tcp_server_t *srv)
 {
   struct eddy_list *pos, *tmp;
   eddy_list_foreach_safe(pos, tmp, &srv->conns) {
-    struct conn *c = eddy_container_of(pos, struct conn, node);
-    if (c->closed.stream != NULL)
-      eddy_stream_close(c->closed.stream, 0);
+    eddy_stream_t *s =
+        eddy__stream_of_link(eddy_container_of(pos, struct eddy__stream_link, node));
+    if (!eddy_stream_closed(s))
+      eddy_stream_close(s, 0); /* the close task tells us later */
   }
 }
 
@@ -189,41 +180,38 @@ static void maybe_finish_shutdown(eddy_tcp_server_t *srv)
 /* Tracking handed-out streams                                               */
 /* ------------------------------------------------------------------------ */
 
-/* Frees @c once both of its waits have ended. */
-static void conn_maybe_free(struct conn *c)
+/* Forgets @s once both of its waits have ended: the close (told) and the
+ * handler's future (link.waited NULL: none, or seen settled). Called
+ * before any release of the stream, which may free it. */
+static void conn_maybe_done(eddy_tcp_server_t *srv, eddy_stream_t *s)
 {
-  if (c->closed.task.run != NULL || c->handler != NULL)
+  struct eddy__stream_link *l = eddy__stream_link(s);
+  if (l->waited != NULL || !eddy__stream_owner_told(s))
     return;
-  eddy_tcp_server_t *srv = c->srv;
-  eddy_list_remove(&c->node);
-  free(c);
+  eddy_list_remove(&l->node);
   maybe_finish_shutdown(srv);
   server_release(srv);
 }
 
-static void on_conn_closed(struct eddy__task *task)
+static void on_conn_closed(struct eddy__stream_owner *owner, eddy_stream_t *s)
 {
-  struct conn *c = eddy_container_of(task, struct conn, closed.task);
-  c->closed.task.run = NULL; /* seen */
-  c->srv->nopen--;
-  if (!c->srv->stopped)
-    update_pause(c->srv);
-  conn_maybe_free(c);
+  eddy_tcp_server_t *srv = eddy_container_of(owner, eddy_tcp_server_t, owner);
+  srv->nopen--;
+  if (!srv->stopped)
+    update_pause(srv);
+  conn_maybe_done(srv, s);
 }
 
-/* Starts counting @s. On failure the caller closes it. */
-static struct conn *track(eddy_tcp_server_t *srv, eddy_stream_t *s)
+/* Starts counting @s; the caller then sets link.waited or calls
+ * conn_maybe_done (for a stream that had closed already). */
+static void track(eddy_tcp_server_t *srv, eddy_stream_t *s)
 {
-  struct conn *c = malloc(sizeof *c);
-  if (c == NULL)
-    return NULL;
-  *c = (struct conn){ .srv = srv, .s = s };
-  c->closed.task.run = on_conn_closed;
-  eddy__stream_watch_close(s, &c->closed);
-  eddy_list_insert_tail(&srv->conns, &c->node);
-  srv->nopen++;
+  struct eddy__stream_link *l = eddy__stream_link(s);
+  l->waited = NULL;
+  eddy_list_insert_tail(&srv->conns, &l->node);
   server_hold(srv);
-  return c;
+  if (eddy__stream_set_owner(s, &srv->owner) == 0)
+    srv->nopen++; /* on_conn_closed takes it back */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -240,19 +228,21 @@ static void drop_stream(eddy_tcp_server_t *srv, eddy_stream_t *s,
 
 static void on_handler_done(struct eddy__task *task)
 {
-  struct conn *c = eddy_container_of(task, struct conn, handler_task);
-  eddy_future_t *f = c->handler;
+  struct eddy__stream_link *l = eddy_container_of(task, struct eddy__stream_link, task);
+  eddy_tcp_server_t *srv = eddy_container_of(l->owner, eddy_tcp_server_t, owner);
+  eddy_stream_t *s = eddy__stream_of_link(l);
+  eddy_future_t *f = l->waited;
   int err = eddy_future_error(f);
   if (err == EDDY_ECLOSED || err == EDDY_ECANCELLED)
-    eddy__log(c->srv->loop, EDDY_LOG_DEBUG, "stream handler ended: %s",
+    eddy__log(srv->loop, EDDY_LOG_DEBUG, "stream handler ended: %s",
               eddy_future_message(f));
   else if (err != 0)
-    eddy__log(c->srv->loop, EDDY_LOG_WARNING,
+    eddy__log(srv->loop, EDDY_LOG_WARNING,
               "Exception in stream handler: %s", eddy_future_message(f));
   eddy_future_unref(f);
-  c->handler = NULL;
-  eddy_stream_unref(c->s);
-  conn_maybe_free(c);
+  l->waited = NULL;
+  conn_maybe_done(srv, s);
+  eddy_stream_unref(s); /* ours, held while the handler ran */
 }
 
 /* Calls the handler with @s, whose reference it consumes: the server keeps
@@ -260,13 +250,10 @@ static void on_handler_done(struct eddy__task *task)
 static void call_handler(eddy_tcp_server_t *srv, eddy_stream_t *s,
                          const struct sockaddr *peer)
 {
-  struct conn *c = track(srv, s);
-  if (c == NULL) {
-    drop_stream(srv, s, "out of memory");
-    return;
-  }
+  track(srv, s);
   eddy_future_t *f = srv->handler(s, peer, srv->handler_arg);
   if (f == NULL || f == EDDY_NO_VALUE) {
+    conn_maybe_done(srv, s);
     /* NULL is the handler's chain failing to allocate: the connection
      * cannot be served as written, so it is closed, not left half done. */
     if (f == NULL)
@@ -275,9 +262,10 @@ static void call_handler(eddy_tcp_server_t *srv, eddy_stream_t *s,
       eddy_stream_unref(s);
     return;
   }
-  c->handler = f;
-  c->handler_task.run = on_handler_done;
-  eddy__future_wait(f, &c->handler_task);
+  struct eddy__stream_link *l = eddy__stream_link(s);
+  l->waited = f;
+  l->task.run = on_handler_done;
+  eddy__future_wait(f, &l->task);
 }
 
 /* Resolves the oldest pending accept future with @s (consumed).
@@ -293,12 +281,9 @@ static int resolve_waiter(eddy_tcp_server_t *srv, eddy_stream_t *s)
       eddy_future_unref(f);
       continue;
     }
-    if (track(srv, s) == NULL) {
-      eddy_future_reject(f, -ENOMEM, NULL);
-      drop_stream(srv, s, "out of memory");
-    } else {
-      eddy_future_resolve(f, s, unref_stream_value);
-    }
+    track(srv, s);
+    conn_maybe_done(srv, s);
+    eddy_future_resolve(f, s, unref_stream_value);
     eddy_future_unref(f);
     return 1;
   }
@@ -382,7 +367,11 @@ static int guard_handshake(eddy_tcp_server_t *srv, eddy_stream_t *s)
     return -ENOMEM;
   }
   g->closed.task.run = on_guard_closed;
-  eddy__stream_watch_close(s, &g->closed);
+  if (eddy__stream_watch_close(s, &g->closed) < 0) {
+    eddy_timer_free(g->timer);
+    free(g);
+    return -ENOMEM;
+  }
   eddy_timer_start(g->timer, timeout, 0);
   return 0;
 }
@@ -528,6 +517,7 @@ eddy_tcp_server_t *eddy_tcp_server_new(eddy_loop_t *loop,
     return NULL;
   }
   eddy_list_init(&srv->conns);
+  srv->owner.closed = on_conn_closed;
   eddy_list_init(&srv->handshaking);
   eddy__loop_obj_add(loop, &srv->walk_node, EDDY_OBJECT_SERVER, srv);
   srv->drain_task.run = run_drain;
@@ -566,10 +556,8 @@ eddy_future_t *eddy_tcp_server_accept(eddy_tcp_server_t *srv)
   if (srv->qlen > 0) {
     struct queued e = dequeue(srv);
     update_pause(srv);
-    if (track(srv, e.s) == NULL) {
-      drop_stream(srv, e.s, "out of memory");
-      return eddy_future_rejected(srv->loop, -ENOMEM, NULL);
-    }
+    track(srv, e.s);
+    conn_maybe_done(srv, e.s);
     return eddy_future_resolved(srv->loop, e.s, unref_stream_value);
   }
   if (srv->nwaiters == srv->capwaiters) {
