@@ -27,7 +27,9 @@ static eddy_future_t *echo(eddy_stream_t *s, void *arg)
      * lines leave together; past the high watermark, wait for room. */
     eddy_future_t *w = eddy_stream_write_bytes_of(s, line);
     eddy_future_unref(line);
-    if (w != NULL && !eddy_future_done(w) && eddy_stream_write_blocked(s)) {
+    if (w == NULL || (eddy_future_done(w) && eddy_future_error(w) != 0))
+      return w; /* not sent (no memory, or the stream closed): never skip a line */
+    if (!eddy_future_done(w) && eddy_stream_write_blocked(s)) {
       eddy_future_unref(w);
       w = eddy_await(eddy_stream_drain(s));
     }

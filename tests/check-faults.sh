@@ -177,7 +177,7 @@ serve_round "io" "$RATE_IO" 0
 
 # --- 4. one allocation failing, each in turn ---------------------------------
 # A verifying, slowly reading client (tests/sweep_client.py) against
-# echo-server, plain and TLS, with I/O faults and allocation N failing
+# echo-server, plain and TLS, and echo-server-coro, with I/O faults and allocation N failing
 # (EDDY_FAULTS_ALLOC_NTH): every one of the last SWEEP_TAIL allocations of
 # the exchange (the echo itself) and every SWEEP_STRIDE-th before them
 # (accept, the TLS handshake). The client must get everything or a prefix
@@ -186,13 +186,13 @@ serve_round "io" "$RATE_IO" 0
 # no write interest.
 SWEEP_TAIL=${SWEEP_TAIL:-80}
 SWEEP_STRIDE=${SWEEP_STRIDE:-25}
-# sweep LABEL CLIENT-FLAGS SERVER-FLAGS...
+# sweep LABEL SERVER CLIENT-FLAGS SERVER-FLAGS...
 sweep() {
-  label=$1 cflags=$2
-  shift 2
+  label=$1 server=$2 cflags=$3
+  shift 3
   # How many allocations one exchange makes, counted with none failing.
   rm -f "$REPORT"
-  NTH=1000000000 start "sweep-$label" "$RATE_IO" 0 "$ECHO" --address 127.0.0.1 --port 0 "$@" ||
+  NTH=1000000000 start "sweep-$label" "$RATE_IO" 0 "$server" --address 127.0.0.1 --port 0 "$@" ||
     return
   timeout 60 python3 "$srcdir/tests/sweep_client.py" "$port" $cflags >/dev/null
   QUIET=1 stop "sweep-$label"
@@ -200,7 +200,7 @@ sweep() {
   [ -n "$total" ] && [ "$total" -gt 0 ] || { fail "sweep $label: no allocation counted"; return; }
   runs=0 cuts=0 n=1
   while [ "$n" -le "$total" ]; do
-    NTH=$n start "sweep-$label" "$RATE_IO" 0 "$ECHO" --address 127.0.0.1 --port 0 "$@" ||
+    NTH=$n start "sweep-$label" "$RATE_IO" 0 "$server" --address 127.0.0.1 --port 0 "$@" ||
       return
     out=$(timeout 60 python3 "$srcdir/tests/sweep_client.py" "$port" $cflags --seed "$n")
     [ $? -eq 0 ] || fail "sweep $label: allocation $n of $total failing: $out"
@@ -211,8 +211,10 @@ sweep() {
   done
   echo "sweep $label: $runs runs of $total allocations, $cuts cut short, every one a clean prefix"
 }
-sweep plain ""
-sweep tls --tls --certfile "$certs/server.pem" --keyfile "$certs/server.key"
+sweep plain "$ECHO" ""
+sweep tls "$ECHO" --tls --certfile "$certs/server.pem" --keyfile "$certs/server.key"
+# The coroutine twin: its loop of awaits must stop at a failed write too.
+[ -x ./examples/echo-server-coro ] && sweep coro ./examples/echo-server-coro ""
 
 if [ $failures -ne 0 ]; then
   echo "check-faults: $failures failure(s) (seed $SEED)"

@@ -335,9 +335,14 @@ static long big_write_run(long fail_nth)
   eddy_loop_run_until(loop, bound, 10.0);
   if (w == NULL) {
     /* The write's future could not be made: nothing was written, and the
-     * stream goes on as before. */
+     * stream closed, so no later write can follow the gap. */
     ck_assert_uint_eq(sink.got, 0);
-    ck_assert(!eddy_stream_closed(s));
+    ck_assert(sink.ended);
+    ck_assert(eddy_stream_closed(s));
+    ck_assert_int_eq(eddy_stream_error(s), -ENOMEM);
+    eddy_future_t *next = eddy_stream_write(s, "x", 1);
+    ck_assert(next != NULL && eddy_future_error(next) == EDDY_ECLOSED);
+    eddy_future_unref(next);
   } else if (sink.got < BIG) {
     ck_assert_msg(sink.ended,
                   "allocation %ld of a queued write failed: %zu of %u bytes arrived, "

@@ -31,9 +31,11 @@
  * (eddy_future_cause(): -ECONNRESET, -EPIPE, EDDY_ETIMEOUT,
  * EDDY_EUNSATISFIABLE, ...). No operation can raise SIGPIPE. The only NULL
  * returns are ENOMEM and a NULL stream (no loop to put a future on; errno
- * is then EINVAL). A write that fails with -ENOMEM after part of its bytes
- * may have been sent or queued closes the stream with -ENOMEM as well: the
- * peer sees the connection end after a prefix, never a gap.
+ * is then EINVAL). A write that fails for lack of memory (NULL, or a
+ * future rejected with -ENOMEM) closes the stream with -ENOMEM, whatever of
+ * it was sent: the peer sees the connection end after a prefix, and no
+ * later write can follow a gap, even if the application ignores the
+ * failure.
  *
  * References. Streams are refcounted like futures: constructors return a
  * reference the caller owns. A stream stays alive while it has pending

@@ -461,6 +461,20 @@ static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
   return r;
 }
 
+/*
+ * A write that cannot get the memory it needs closes the stream with
+ * -ENOMEM, whatever of it went out: an application that carried on past
+ * the failure could otherwise send the next message after a gap. The
+ * peer sees the connection end after a prefix instead. @return NULL, for
+ * the write's caller to return.
+ */
+static eddy_future_t *write_out_of_memory(eddy_stream_t *s, const char *what)
+{
+  eddy__stream_close(s, -ENOMEM, what);
+  errno = ENOMEM;
+  return NULL;
+}
+
 /* The bytes up to @pos are queued (or sent): flush, then settle @f now or
  * make it wait for @pos. Takes the reference to @f and returns it. */
 static eddy_future_t *write_done(eddy_stream_t *s, eddy_future_t *f, uint64_t pos)
@@ -480,11 +494,10 @@ static eddy_future_t *write_done(eddy_stream_t *s, eddy_future_t *f, uint64_t po
     eddy__stream_fail_future(s, &mine);
   } else if (eddy__wq_wait(&s->wq, eddy_future_ref(f), pos) < 0) {
     /* The bytes are queued, perhaps partly sent, and nothing would say
-     * when the rest is out: as with half a message sent, the stream
-     * cannot go on as its caller believes. Left open, it would hold them
-     * without write interest, neither flushing nor closing. */
+     * when the rest is out. Left open, the stream would hold them without
+     * write interest, neither flushing nor closing. */
     eddy_future_unref(f); /* the reference wq_wait did not take */
-    eddy__stream_close(s, -ENOMEM, "out of memory queueing a write");
+    (void)write_out_of_memory(s, "out of memory queueing a write");
     eddy_future_reject(f, -ENOMEM, NULL);
   } else {
     write_hold_update(s);
@@ -514,7 +527,7 @@ static eddy_future_t *write_mem(eddy_stream_t *s, const void *data, size_t len, 
   if (!f) {
     if (free_fn)
       free_fn(base);
-    return NULL;
+    return write_out_of_memory(s, "out of memory for a write");
   }
   eddy__stream_hold(s);
   ssize_t off = send_inline(s, data, len);
@@ -547,8 +560,7 @@ static eddy_future_t *write_mem(eddy_stream_t *s, const void *data, size_t len, 
     if (rc < 0) {
       if (free_fn)
         free_fn(base);
-      if (off > 0) /* half a message went out: the stream is unusable */
-        eddy__stream_close(s, -ENOMEM, NULL);
+      (void)write_out_of_memory(s, "out of memory queueing a write");
       eddy_future_reject(f, -ENOMEM, NULL);
     } else if (borrowed) {
       eddy_future_on_cancel(f, write_unborrow, s);
@@ -639,8 +651,9 @@ eddy_future_t *eddy_stream_write_file(eddy_stream_t *s, int fd, off_t offset, si
     return eddy__stream_rejected(s, code);
   eddy_future_t *f = eddy_future_new(s->loop);
   if (!f)
-    return NULL;
+    return write_out_of_memory(s, "out of memory for a write");
   if (len && eddy__wq_push_file(&s->wq, fd, offset, len) < 0) {
+    (void)write_out_of_memory(s, "out of memory queueing a write");
     eddy_future_reject(f, -ENOMEM, NULL);
     return f;
   }
