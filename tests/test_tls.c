@@ -692,6 +692,83 @@ START_TEST(test_close_notify_without_fin)
 }
 END_TEST
 
+/* Moves what the memory-BIO client produced to the socket, in one write. */
+static void bio_client_send(BIO *out, int fd)
+{
+  char buf[16384];
+  int n;
+  while ((n = BIO_read(out, buf, sizeof buf)) > 0)
+    ck_assert_int_eq(write(fd, buf, (size_t)n), n);
+}
+
+/* Feeds the memory-BIO client what the server sent. */
+static void bio_client_receive(BIO *in, int fd)
+{
+  char buf[16384];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0)
+    ck_assert_int_eq(BIO_write(in, buf, (int)n), (int)n);
+}
+
+/* One read that finishes the handshake and ends the session: the
+ * client's Finished, its data and its close_notify reach the server
+ * together (the client runs on memory BIOs, so nothing leaves before the
+ * test says so). The server's session tickets, made by that same input,
+ * must still go out, and the stream close. It used to keep them unsent
+ * and stay open for good (seen under valgrind, whose slowness lets the
+ * three records arrive together). */
+START_TEST(test_handshake_and_close_notify_in_one_read)
+{
+  int fds[2], rc, i;
+  SSL_CTX *sctx = tfx_server_ctx("server", NULL), *cctx = tfx_client_ctx(NULL);
+
+  sfx_tcp_fds(fds);
+  eddy_stream_t *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, NULL));
+  ck_assert_ptr_nonnull(s);
+  eddy_tls_context_free(sctx);
+  ck_assert_int_eq(fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK), 0);
+  SSL *ssl = SSL_new(cctx);
+  BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
+  ck_assert(ssl != NULL && in != NULL && out != NULL);
+  SSL_set_bio(ssl, in, out);
+  SSL_set_connect_state(ssl);
+  SSL_set_tlsext_host_name(ssl, "foo.example.com");
+
+  eddy_future_t *closed = eddy_stream_wait_closed(s);
+  eddy_future_t *r = eddy_stream_read_until_close(s);
+  for (i = 0; (rc = SSL_do_handshake(ssl)) != 1 && i < 5000; i++) {
+    ck_assert_int_eq(SSL_get_error(ssl, rc), SSL_ERROR_WANT_READ);
+    bio_client_send(out, fds[1]);
+    spin_once();
+    bio_client_receive(in, fds[1]);
+  }
+  ck_assert_int_eq(rc, 1);
+  /* Finished is still in the BIO: the data and the close_notify join it. */
+  ck_assert_int_eq(SSL_write(ssl, "last words", 10), 10);
+  ck_assert_int_eq(SSL_shutdown(ssl), 0);
+  bio_client_send(out, fds[1]);
+
+  sfx_wait(r);
+  ck_assert_int_eq(eddy_future_state(r), EDDY_FUTURE_RESOLVED);
+  ck_assert_str_eq(eddy_future_value(r), "last words");
+  eddy_future_unref(r);
+  sfx_wait(closed);
+  sfx_expect_ok(closed);
+  ck_assert_int_eq(eddy_stream_error(s), 0);
+
+  /* Everything the server said reached the client: its tickets and its
+   * close_notify, then the FIN. */
+  bio_client_receive(in, fds[1]);
+  char c;
+  ck_assert_int_eq(SSL_read(ssl, &c, 1), 0);
+  ck_assert_int_eq(SSL_get_error(ssl, 0), SSL_ERROR_ZERO_RETURN);
+  ck_assert_int_eq(read(fds[1], &c, 1), 0);
+  SSL_free(ssl);
+  SSL_CTX_free(cctx);
+  close(fds[1]);
+}
+END_TEST
+
 /* A TLS 1.2 server stream on fds[0] whose peer is OpenSSL on the raw,
  * non-blocking fds[1] (no session tickets after the handshake to read
  * around), handshake done; then bytes sent behind eddy's back fill the
@@ -1093,6 +1170,7 @@ int main(void)
   tcase_add_test(tc, test_shutdown_sends_close_notify);
   tcase_add_test(tc, test_close_sends_close_notify);
   tcase_add_test(tc, test_close_notify_without_fin);
+  tcase_add_test(tc, test_handshake_and_close_notify_in_one_read);
   tcase_add_test(tc, test_close_notify_without_fin_idle);
   tcase_add_test(tc, test_close_notify_when_kernel_full);
   tcase_add_test(tc, test_close_notify_kernel_full_bounded);
