@@ -637,6 +637,26 @@ static int peer_shutdown(SSL *ssl)
   return rc;
 }
 
+/* A TLS server stream on fds[0] (made by sfx_tcp_fds) and, on the
+ * non-blocking fds[1], a raw OpenSSL client of the test's own, made from
+ * *cctx (which the caller frees) with its SNI set and no BIO yet: the
+ * caller picks the socket (SSL_set_fd) or memory BIOs. */
+static eddy_stream_t *raw_client_pair(int fds[2], SSL **ssl, SSL_CTX **cctx)
+{
+  SSL_CTX *sctx = tfx_server_ctx("server", NULL);
+  *cctx = tfx_client_ctx(NULL);
+  sfx_tcp_fds(fds);
+  eddy_stream_t *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, NULL));
+  ck_assert_ptr_nonnull(s);
+  eddy_tls_context_free(sctx);
+  ck_assert_int_eq(fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK), 0);
+  *ssl = SSL_new(*cctx);
+  ck_assert_ptr_nonnull(*ssl);
+  SSL_set_connect_state(*ssl);
+  SSL_set_tlsext_host_name(*ssl, "foo.example.com");
+  return s;
+}
+
 /* A peer that sends close_notify and keeps TCP open (Python's unwrap(),
  * an OpenSSL SSL_shutdown without close): a pending read_until_close ends
  * with the data, later reads fail as closed, and the peer gets our
@@ -646,18 +666,10 @@ START_TEST(test_close_notify_without_fin)
 {
   int fds[2], rc, i;
   char buf[64];
-  SSL_CTX *sctx = tfx_server_ctx("server", NULL), *cctx = tfx_client_ctx(NULL);
-
-  sfx_tcp_fds(fds);
-  eddy_stream_t *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, NULL));
-  ck_assert_ptr_nonnull(s);
-  eddy_tls_context_free(sctx);
-  ck_assert_int_eq(fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK), 0);
-  SSL *ssl = SSL_new(cctx);
-  ck_assert_ptr_nonnull(ssl);
+  SSL_CTX *cctx;
+  SSL *ssl;
+  eddy_stream_t *s = raw_client_pair(fds, &ssl, &cctx);
   SSL_set_fd(ssl, fds[1]);
-  SSL_set_connect_state(ssl);
-  SSL_set_tlsext_host_name(ssl, "foo.example.com");
 
   eddy_future_t *r = eddy_stream_read_until_close(s);
   for (i = 0; (rc = SSL_do_handshake(ssl)) != 1 && i < 5000; i++) {
@@ -720,19 +732,12 @@ static void bio_client_receive(BIO *in, int fd)
 START_TEST(test_handshake_and_close_notify_in_one_read)
 {
   int fds[2], rc, i;
-  SSL_CTX *sctx = tfx_server_ctx("server", NULL), *cctx = tfx_client_ctx(NULL);
-
-  sfx_tcp_fds(fds);
-  eddy_stream_t *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, NULL));
-  ck_assert_ptr_nonnull(s);
-  eddy_tls_context_free(sctx);
-  ck_assert_int_eq(fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK), 0);
-  SSL *ssl = SSL_new(cctx);
+  SSL_CTX *cctx;
+  SSL *ssl;
+  eddy_stream_t *s = raw_client_pair(fds, &ssl, &cctx);
   BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
-  ck_assert(ssl != NULL && in != NULL && out != NULL);
+  ck_assert(in != NULL && out != NULL);
   SSL_set_bio(ssl, in, out);
-  SSL_set_connect_state(ssl);
-  SSL_set_tlsext_host_name(ssl, "foo.example.com");
 
   eddy_future_t *closed = eddy_stream_wait_closed(s);
   eddy_future_t *r = eddy_stream_read_until_close(s);
@@ -892,16 +897,11 @@ END_TEST
 START_TEST(test_close_notify_without_fin_idle)
 {
   int fds[2], rc, i;
-  SSL_CTX *sctx = tfx_server_ctx("server", NULL), *cctx = tfx_client_ctx(NULL);
-
-  sfx_tcp_fds(fds);
-  eddy_stream_t *s = sfx_track(eddy_stream_new_tls(sfx_loop, fds[0], sctx, 1, NULL, NULL));
-  eddy_tls_context_free(sctx);
+  SSL_CTX *cctx;
+  SSL *ssl;
+  eddy_stream_t *s = raw_client_pair(fds, &ssl, &cctx);
   eddy_future_t *wc = eddy_stream_wait_closed(s);
-  ck_assert_int_eq(fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK), 0);
-  SSL *ssl = SSL_new(cctx);
   SSL_set_fd(ssl, fds[1]);
-  SSL_set_connect_state(ssl);
   for (i = 0; (rc = SSL_do_handshake(ssl)) != 1 && i < 5000; i++)
     spin_once();
   ck_assert_int_eq(rc, 1);
