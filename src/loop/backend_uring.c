@@ -21,6 +21,7 @@
  */
 #ifdef EDDY_HAVE_LIBURING
 #include <errno.h>
+#include <limits.h>
 #include <liburing.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -35,12 +36,12 @@
  * an error or hang-up is reported whatever the interest (a half-open
  * stream that reads and writes nothing still learns of a reset). */
 struct uring_fd {
-  unsigned want;        /* READ|WRITE asked for */
-  unsigned armed;       /* the mask of the poll in flight */
-  uint32_t seq;         /* of the poll in flight (or the last one) */
-  unsigned char watched;  /* registered (between ADD and DEL) */
-  unsigned char in_flight; /* a poll is armed */
-  unsigned char to_arm;   /* listed in arm[] */
+  uint32_t seq;            /* of the poll in flight (or the last one) */
+  unsigned char want;      /* READ|WRITE asked for */
+  unsigned char armed;     /* the mask of the poll in flight */
+  unsigned char watched : 1;   /* registered (between ADD and DEL) */
+  unsigned char in_flight : 1; /* a poll is armed */
+  unsigned char to_arm : 1;    /* listed in arm[] */
 };
 
 struct eddy__uring {
@@ -146,9 +147,14 @@ static int fd_room(struct eddy__uring *u, int fd)
 {
   if (fd < u->nfds)
     return 0;
+  /* By a quarter, as the loop's own fd table: every connection pays for
+   * the headroom. */
   int n = u->nfds ? u->nfds : 64;
-  while (n <= fd)
-    n *= 2;
+  while (n <= fd) {
+    if (n > INT_MAX / 2)
+      return -ENOMEM;
+    n += n / 4;
+  }
   struct uring_fd *p = realloc(u->fds, (size_t)n * sizeof *p);
   if (p == NULL)
     return -ENOMEM;
@@ -212,7 +218,7 @@ static int ur_ctl(eddy_loop_t *loop, int fd, enum eddy__ctl_op op, unsigned mask
     }
     return rc < 0 ? rc : 0;
   }
-  f->want = mask & (EDDY_READ | EDDY_WRITE);
+  f->want = (unsigned char)(mask & (EDDY_READ | EDDY_WRITE));
   f->watched = 1;
   /* A new registration never keeps an old poll: it may be an earlier
    * file's that had the same fd number. */
