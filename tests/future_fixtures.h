@@ -2,7 +2,8 @@
 /*
  * tests/future_fixtures.h - the loop fixture of the future-level suites
  * (test_future, test_coro): one loop per test in L, made by setup() and
- * freed by teardown() (Check's checked fixture), and ways to run it.
+ * freed by teardown() (Check's checked fixture, which new_case() adds),
+ * and ways to run it.
  *
  * Included by one test program each, so everything is static.
  */
@@ -26,6 +27,17 @@ static void teardown(void)
 {
   eddy_loop_free(L);
   L = NULL;
+}
+
+/* A test case of @s with the fixture above and @timeout seconds. */
+static inline TCase *new_case(Suite *s, const char *name, double timeout)
+{
+  TCase *tc = tcase_create(name);
+
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, timeout);
+  suite_add_tcase(s, tc);
+  return tc;
 }
 
 /* run()'s bound: a safety net under Check's own timeout, scaled as that

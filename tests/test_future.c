@@ -1548,16 +1548,6 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
-static TCase *new_case(Suite *s, const char *name, double timeout)
-{
-  TCase *tc = tcase_create(name);
-
-  tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_set_timeout(tc, timeout);
-  suite_add_tcase(s, tc);
-  return tc;
-}
-
 static Suite *future_suite(void)
 {
   Suite *s = suite_create("future");
