@@ -173,13 +173,17 @@ void eddy__io_drain_before_close(eddy_stream_t *s)
       eddy__buf_release(&s->rbuf);
     return;
   }
+  /* Until the kernel has no more (a short count does not say so: it may
+   * come before the rest), at most 256 KiB. */
   char scratch[16384];
-  for (int i = 0; i < 16; i++) {
+  size_t dropped = 0;
+  for (int i = 0; i < 64 && dropped < 16 * sizeof(scratch); i++) {
     do {
       r = recv(s->fd, scratch, sizeof(scratch), 0);
     } while (r < 0 && errno == EINTR);
-    if (r < (ssize_t)sizeof(scratch))
+    if (r <= 0)
       break;
+    dropped += (size_t)r;
   }
 }
 

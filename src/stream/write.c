@@ -33,6 +33,15 @@
 
 void eddy__write_failed(eddy_stream_t *s, int e)
 {
+  /* The peer ended the session (TLS close_notify) and may close its
+   * socket at once, without waiting for our answer (RFC 8446, 6.1). With
+   * no plaintext of ours unsent, what it refused was only the protocol's
+   * own records (our close_notify, late session tickets): the end is
+   * still orderly. */
+  if (s->filter && s->filter->eof_seen && eddy__wq_empty(&s->wq) && eddy__is_reset(e)) {
+    eddy__stream_close(s, 0, NULL);
+    return;
+  }
   if (!eddy__is_reset(e))
     eddy__log(s->loop, EDDY_LOG_WARNING, "Write error on fd %d: %s", s->fd, strerror(e));
   eddy__stream_close(s, -e, NULL);
