@@ -141,9 +141,9 @@ static void idle_peek(eddy_stream_t *s)
  * would make close() send a RST instead of a FIN, and a RST throws away
  * what is still in our send queue (the tail of the last write, a fatal
  * alert, the close_notify). So what the stream knows to be there goes:
- *   - a plain stream whose idle peek saw data: one chunk into the read
- *     buffer, as the idle read would have taken it (buffered input stays
- *     readable after the close);
+ *   - a plain stream whose idle peek saw data: up to one chunk into the
+ *     read buffer, as the idle read would have taken it (buffered input
+ *     stays readable after the close);
  *   - a filtered stream (TLS session tickets that arrived while the
  *     stream was writing): read and dropped, bounded, since nothing will
  *     decode it.
@@ -164,17 +164,24 @@ void eddy__io_drain_before_close(eddy_stream_t *s)
       ask = s->opt->max_buffer_size - have;
     if (eddy__buf_reserve(&s->rbuf, ask) < 0)
       return;
-    do {
-      r = recv(s->fd, eddy__buf_tail(&s->rbuf), ask, 0);
-    } while (r < 0 && errno == EINTR);
-    if (r > 0)
+    /* A short count does not say the kernel has no more: the rest of the
+     * chunk is asked for until it says so. The peek saw data, so an
+     * EAGAIN before any byte came is a passing answer: asked again, a few
+     * times (a RST would cost the peer our last write). */
+    int again = 3;
+    for (size_t got = 0; got < ask; got += (size_t)r) {
+      do {
+        r = recv(s->fd, eddy__buf_tail(&s->rbuf), ask - got, 0);
+      } while (r < 0 && (errno == EINTR || (errno == EAGAIN && got == 0 && again-- > 0)));
+      if (r <= 0)
+        break;
       eddy__buf_commit(&s->rbuf, (size_t)r);
-    else if (eddy__buf_len(&s->rbuf) == 0)
+    }
+    if (eddy__buf_len(&s->rbuf) == 0)
       eddy__buf_release(&s->rbuf);
     return;
   }
-  /* Until the kernel has no more (a short count does not say so: it may
-   * come before the rest), at most 256 KiB. */
+  /* Until the kernel has no more, at most 256 KiB. */
   char scratch[16384];
   size_t dropped = 0;
   for (int i = 0; i < 64 && dropped < 16 * sizeof(scratch); i++) {

@@ -324,14 +324,24 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
   PLAIN_IO(fd, len, flags, real_sendto(fd, buf, len, flags, addr, alen));
 }
 
+/* The scatter-gather calls: a fault for a request of @n buffers @iov;
+ * for a short count, the shorter request is in @cut, *@k buffers long. */
+static int pick_vec(int fd, int flags, const struct iovec *iov, int n, struct iovec *cut, int *k)
+{
+  size_t total = iov_total(iov, n);
+  int f = pick(fd, flags, total >= 2);
+  if (f == F_SHORT)
+    *k = cut_iov(iov, n, cut, shorter(total));
+  return f;
+}
+
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 {
   REAL(readv, ssize_t, (int, const struct iovec *, int));
   struct iovec cut[64];
-  size_t total = iov_total(iov, n);
-  int f = pick(fd, 0, total >= 2);
+  int k, f = pick_vec(fd, 0, iov, n, cut, &k);
   if (f == F_SHORT)
-    return real_readv(fd, cut, cut_iov(iov, n, cut, shorter(total)));
+    return real_readv(fd, cut, k);
   return f != F_NONE ? fail(f) : real_readv(fd, iov, n);
 }
 
@@ -339,10 +349,9 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 {
   REAL(writev, ssize_t, (int, const struct iovec *, int));
   struct iovec cut[64];
-  size_t total = iov_total(iov, n);
-  int f = pick(fd, 0, total >= 2);
+  int k, f = pick_vec(fd, 0, iov, n, cut, &k);
   if (f == F_SHORT)
-    return real_writev(fd, cut, cut_iov(iov, n, cut, shorter(total)));
+    return real_writev(fd, cut, k);
   return f != F_NONE ? fail(f) : real_writev(fd, iov, n);
 }
 
@@ -350,14 +359,14 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
   REAL(recvmsg, ssize_t, (int, struct msghdr *, int));
   struct iovec cut[64], *orig = msg->msg_iov;
-  size_t olen = msg->msg_iovlen, total = iov_total(orig, (int)olen);
-  int f = pick(fd, flags, total >= 2);
+  size_t olen = msg->msg_iovlen;
+  int k, f = pick_vec(fd, flags, orig, (int)olen, cut, &k);
   if (f == F_NONE)
     return real_recvmsg(fd, msg, flags);
   if (f != F_SHORT)
     return fail(f);
   msg->msg_iov = cut;
-  msg->msg_iovlen = (size_t)cut_iov(orig, (int)olen, cut, shorter(total));
+  msg->msg_iovlen = (size_t)k;
   ssize_t r = real_recvmsg(fd, msg, flags);
   int e = errno;
   msg->msg_iov = orig;
@@ -370,15 +379,14 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
   REAL(sendmsg, ssize_t, (int, const struct msghdr *, int));
   struct iovec cut[64];
-  struct msghdr m = *msg;
-  size_t total = iov_total(msg->msg_iov, (int)msg->msg_iovlen);
-  int f = pick(fd, flags, total >= 2);
+  int k, f = pick_vec(fd, flags, msg->msg_iov, (int)msg->msg_iovlen, cut, &k);
   if (f == F_NONE)
     return real_sendmsg(fd, msg, flags);
   if (f != F_SHORT)
     return fail(f);
+  struct msghdr m = *msg;
   m.msg_iov = cut;
-  m.msg_iovlen = (size_t)cut_iov(msg->msg_iov, (int)msg->msg_iovlen, cut, shorter(total));
+  m.msg_iovlen = (size_t)k;
   return real_sendmsg(fd, &m, flags);
 }
 
