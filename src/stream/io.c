@@ -25,7 +25,7 @@ static void resume_run(struct eddy__task *task)
 
   f->resume_queued = 0;
   if (s->state == EDDY__ST_OPEN)
-    eddy__io_handler(s->loop, s->fd, EDDY_READ, s);
+    eddy__io_handler(eddy__stream_loop(s), s->fd, EDDY_READ, s);
   eddy__stream_release(s);
 }
 
@@ -44,7 +44,7 @@ static void resume_if_held(eddy_stream_t *s)
   f->resume_queued = 1;
   f->resume_task.run = resume_run;
   eddy__stream_hold(s);
-  eddy__loop_defer(s->loop, &f->resume_task);
+  eddy__loop_defer(eddy__stream_loop(s), &f->resume_task);
 }
 
 void eddy__io_update(eddy_stream_t *s)
@@ -75,8 +75,8 @@ void eddy__io_update(eddy_stream_t *s)
      * close it is still watched: its reader going away shows as an error. */
     if (!want && !(s->watch_idle && !s->can_read && s->state == EDDY__ST_OPEN))
       return;
-    int rc = eddy_loop_add_handler(s->loop, s->fd, want, eddy__io_handler, s);
-    eddy__loop_set_fd_kind(s->loop, s->fd, EDDY__FD_STREAM);
+    int rc = eddy_loop_add_handler(eddy__stream_loop(s), s->fd, want, eddy__io_handler, s);
+    eddy__loop_set_fd_kind(eddy__stream_loop(s), s->fd, EDDY__FD_STREAM);
     if (rc < 0) {
       eddy__stream_close(s, rc, "cannot watch the file descriptor");
       return;
@@ -87,7 +87,7 @@ void eddy__io_update(eddy_stream_t *s)
     return;
   }
   if (want != s->interest) {
-    eddy_loop_update_handler(s->loop, s->fd, want);
+    eddy_loop_update_handler(eddy__stream_loop(s), s->fd, want);
     s->interest = want;
   }
 }
@@ -97,7 +97,7 @@ static void read_failed(eddy_stream_t *s, int e)
   /* A pipe whose writer went away may read as EBADF on some systems
    * (Tornado's PipeIOStream): a close, not worth a warning. */
   if (!eddy__is_reset(e) && !(s->is_pipe && e == EBADF))
-    eddy__log(s->loop, EDDY_LOG_WARNING, "Read error on fd %d: %s", s->fd, strerror(e));
+    eddy__log(eddy__stream_loop(s), EDDY_LOG_WARNING, "Read error on fd %d: %s", s->fd, strerror(e));
   eddy__stream_close(s, -e, NULL);
 }
 
@@ -217,7 +217,7 @@ static int held_overflow(eddy_stream_t *s)
   if (r > 0)
     return 0;
   if (r == 0) {
-    eddy__log(s->loop, EDDY_LOG_ERROR, "Reached maximum read buffer size");
+    eddy__log(eddy__stream_loop(s), EDDY_LOG_ERROR, "Reached maximum read buffer size");
     eddy__stream_close(s, EDDY_EBUFFERFULL, NULL);
   }
   return 1;
@@ -301,7 +301,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
         if (s->filter && eddy__filter_input(s) < 0)
           return -1;
         if (eddy__buf_len(&s->rbuf) > s->opt->max_buffer_size) {
-          eddy__log(s->loop, EDDY_LOG_ERROR, "Reached maximum read buffer size");
+          eddy__log(eddy__stream_loop(s), EDDY_LOG_ERROR, "Reached maximum read buffer size");
           eddy__stream_close(s, EDDY_EBUFFERFULL, NULL);
           return -1;
         }

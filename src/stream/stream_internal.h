@@ -45,16 +45,18 @@ enum eddy__state {
 };
 
 /* The one pending read. What only some kinds use shares storage: an idle
- * stream carries this for every connection, so it is kept small. */
+ * stream carries this for every connection, so it is kept small (48
+ * bytes: the kind, the partial flag and the delimiter's length share the
+ * first word). */
 struct eddy__read_op {
-  int kind;
-  int partial;
+  unsigned char kind;    /* enum eddy__read_kind */
+  unsigned char partial;
+  uint32_t dlen;         /* UNTIL: the delimiter's length (read_until caps it) */
   eddy_future_t *future; /* the stream's reference */
   size_t n;              /* bytes wanted (BYTES, INTO), left (BYTES_CHUNKED) */
   size_t max_bytes;      /* UNTIL/REGEX limit, 0 for none */
   union {
     struct {               /* UNTIL */
-      size_t dlen;
       size_t scan_from;    /* where the next search starts */
       /* Line and header ends ("\n", "\r\n\r\n") are kept inline; a
        * longer delimiter costs an allocation, once per read. Which one
@@ -116,14 +118,14 @@ struct eddy__stream_cold {
 
 /* The budget of struct eddy_stream on 64-bit (tests/test_sizes.c pins it):
  * every idle connection holds one. */
-#define EDDY__STREAM_BUDGET 280
+#define EDDY__STREAM_BUDGET 240
 
 struct eddy_stream {
-  eddy_loop_t *loop;
   int fd;
   unsigned refs;
   unsigned char state;
   unsigned char interest; /* what the loop was last asked for */
+  uint16_t loop_id;       /* its loop in eddy__loops: eddy__stream_loop() */
 
   unsigned is_pipe : 1;
   unsigned can_read : 1;  /* pipes: the fd was opened for reading */
@@ -178,6 +180,11 @@ struct eddy_stream {
   struct eddy__filter *filter; /* with its raw buffers; NULL: plain */
   struct eddy__stream_cold *cold; /* NULL until first needed */
 };
+
+static inline eddy_loop_t *eddy__stream_loop(const eddy_stream_t *s)
+{
+  return eddy__loop_by_id(s->loop_id);
+}
 
 /* The cold part, made now if it was not; NULL on ENOMEM. */
 struct eddy__stream_cold *eddy__stream_cold(eddy_stream_t *s);

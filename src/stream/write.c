@@ -43,7 +43,7 @@ void eddy__write_failed(eddy_stream_t *s, int e)
     return;
   }
   if (!eddy__is_reset(e))
-    eddy__log(s->loop, EDDY_LOG_WARNING, "Write error on fd %d: %s", s->fd, strerror(e));
+    eddy__log(eddy__stream_loop(s), EDDY_LOG_WARNING, "Write error on fd %d: %s", s->fd, strerror(e));
   eddy__stream_close(s, -e, NULL);
 }
 
@@ -288,7 +288,7 @@ void eddy__write_settle(eddy_stream_t *s)
       c->write_deadline = 0;
     } else if (c->write_deadline == 0 || c->wd_mark != s->wq.sent) {
       c->wd_mark = s->wq.sent;
-      c->write_deadline = eddy_loop_time(s->loop) + s->opt->write_timeout;
+      c->write_deadline = eddy_loop_time(eddy__stream_loop(s)) + s->opt->write_timeout;
       eddy__stream_arm_deadlines(s);
     }
   }
@@ -404,14 +404,14 @@ static void pass_link(eddy_stream_t *s)
     return;
   s->pass_queued = 1;
   eddy__stream_hold(s);
-  eddy__loop_at_pass_end(s->loop, &s->pass_link, pass_end);
+  eddy__loop_at_pass_end(eddy__stream_loop(s), &s->pass_link, pass_end);
 }
 
 /* Whether more answers are likely to follow in this pass (see above). */
 static int answers_follow(const eddy_stream_t *s)
 {
   return !s->filter && !s->is_pipe && s->state == EDDY__ST_OPEN &&
-         eddy__buf_len(&s->rbuf) > 0 && eddy__loop_running(s->loop);
+         eddy__buf_len(&s->rbuf) > 0 && eddy__loop_running(eddy__stream_loop(s));
 }
 
 /* An inline send of everything with MSG_MORE. @return as eddy__write_some. */
@@ -532,7 +532,7 @@ static eddy_future_t *write_mem(eddy_stream_t *s, const void *data, size_t len, 
       free_fn(base);
     return eddy__stream_rejected(s, code);
   }
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (!f) {
     if (free_fn)
       free_fn(base);
@@ -630,7 +630,7 @@ eddy_future_t *eddy_stream_write_bytes_of(eddy_stream_t *s, eddy_future_t *src)
     return eddy__stream_rejected(s, EDDY_EUSAGE);
   eddy_future_state_t st = eddy_future_state(src);
   if (st != EDDY_FUTURE_RESOLVED) {
-    eddy_future_t *f = eddy_future_new(s->loop);
+    eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
     if (!f)
       return NULL;
     if (st == EDDY_FUTURE_PENDING)
@@ -658,7 +658,7 @@ eddy_future_t *eddy_stream_write_file(eddy_stream_t *s, int fd, off_t offset, si
   int code = write_check(s, len);
   if (code)
     return eddy__stream_rejected(s, code);
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (!f)
     return write_out_of_memory(s, "out of memory for a write");
   if (len && eddy__wq_push_file(&s->wq, fd, offset, len) < 0) {
@@ -696,7 +696,7 @@ eddy_future_t *eddy_stream_drain(eddy_stream_t *s)
   }
   if (s->state == EDDY__ST_CLOSED)
     return eddy__stream_rejected(s, EDDY_ECLOSED);
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (!f)
     return NULL;
   if (eddy_stream_write_buffer_size(s) <= s->opt->write_low_watermark) {
@@ -730,14 +730,14 @@ eddy_future_t *eddy_stream_shutdown_write(eddy_stream_t *s)
   if (s->cold && s->cold->shutdown_future)
     return eddy_future_ref(s->cold->shutdown_future);
   if (s->write_shut || s->shut_requested) {
-    f = eddy_future_new(s->loop);
+    f = eddy_future_new(eddy__stream_loop(s));
     if (f)
       eddy_future_resolve(f, NULL, NULL);
     return f;
   }
   if (!eddy__stream_cold(s))
     return eddy__stream_rejected(s, -ENOMEM);
-  f = eddy_future_new(s->loop);
+  f = eddy_future_new(eddy__stream_loop(s));
   if (!f)
     return NULL;
   s->shut_requested = 1;
