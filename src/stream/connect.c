@@ -32,7 +32,7 @@ static void connected(eddy_stream_t *s)
   s->state = EDDY__ST_OPEN;
   eddy_future_resolve(f, eddy_stream_ref(s), stream_value_free);
   eddy_future_unref(f);
-  if (s->filter && eddy__filter_begin(s) < 0)
+  if (eddy__filter_of(s) && eddy__filter_begin(s) < 0)
     goto out;
   s->write_waiting = 0;
   eddy__write_flush(s);

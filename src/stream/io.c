@@ -36,7 +36,7 @@ static void resume_run(struct eddy__task *task)
  */
 static void resume_if_held(eddy_stream_t *s)
 {
-  struct eddy__filter *f = s->filter;
+  struct eddy__filter *f = eddy__filter_of(s);
 
   if (!f || !f->holding || f->resume_queued || s->rd.kind == EDDY__RK_NONE ||
       s->in_chunk_cb || eddy__buf_len(&s->rbuf) >= s->opt->max_buffer_size)
@@ -60,7 +60,7 @@ void eddy__io_update(eddy_stream_t *s)
     if (s->can_read && !s->read_ended) {
       if (s->rd.kind != EDDY__RK_NONE)
         want |= EDDY_READ;
-      else if (s->filter && s->filter->want_read)
+      else if (eddy__filter_of(s) && eddy__filter_of(s)->want_read)
         want |= EDDY_READ;
       else if (s->watch_idle && eddy__buf_len(&s->rbuf) == 0 && !s->kernel_unread)
         want |= EDDY_READ; /* so a peer's close or reset is noticed */
@@ -103,7 +103,7 @@ static void read_failed(eddy_stream_t *s, int e)
 
 static void read_eof(eddy_stream_t *s)
 {
-  if (s->filter)
+  if (eddy__filter_of(s))
     eddy__filter_eof(s);
   else if (!eddy__stream_read_end(s))
     eddy__stream_close(s, 0, NULL);
@@ -153,9 +153,9 @@ void eddy__io_drain_before_close(eddy_stream_t *s)
 {
   ssize_t r;
 
-  if (s->fd < 0 || s->is_pipe || !(s->kernel_unread || s->filter))
+  if (s->fd < 0 || s->is_pipe || !(s->kernel_unread || eddy__filter_of(s)))
     return;
-  if (!s->filter) {
+  if (!eddy__filter_of(s)) {
     size_t have = eddy__buf_len(&s->rbuf), ask = s->opt->read_chunk_size;
     s->kernel_unread = 0;
     if (have >= s->opt->max_buffer_size)
@@ -209,7 +209,7 @@ static int held_overflow(eddy_stream_t *s)
 {
   int kind = s->rd.kind;
 
-  if (!s->filter || !s->filter->holding || s->state != EDDY__ST_OPEN ||
+  if (!eddy__filter_of(s) || !eddy__filter_of(s)->holding || s->state != EDDY__ST_OPEN ||
       eddy__buf_len(&s->rbuf) < s->opt->max_buffer_size || kind == EDDY__RK_NONE ||
       kind == EDDY__RK_BYTES_CHUNKED || kind == EDDY__RK_CLOSE_CHUNKED)
     return 0;
@@ -248,7 +248,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
     size_t ask;
     int err;
 
-    if (rd->kind == EDDY__RK_INTO && !s->filter && have == 0) {
+    if (rd->kind == EDDY__RK_INTO && !eddy__filter_of(s) && have == 0) {
       /* Zero-copy: the bytes land where the caller wants them. */
       ask = rd->n - rd->done;
       r = sys_read(s, rd->into + rd->done, ask);
@@ -266,7 +266,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
     } else {
       if (rd->kind != EDDY__RK_NONE && have >= eddy__read_target(s))
         break; /* R6: the read could be satisfied; take no more */
-      if (s->filter && s->filter->holding &&
+      if (eddy__filter_of(s) && eddy__filter_of(s)->holding &&
           (have < s->opt->max_buffer_size || rd->kind != EDDY__RK_NONE)) {
         /* What the filter kept back comes before the kernel's bytes,
          * which stay there meanwhile (R6). An idle stream with a full
@@ -280,7 +280,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
         }
         total += eddy__buf_len(&s->rbuf) - have;
       } else {
-        struct eddy__buf *into = s->filter ? &s->filter->raw_in : &s->rbuf;
+        struct eddy__buf *into = eddy__filter_of(s) ? &eddy__filter_of(s)->raw_in : &s->rbuf;
         ask = s->opt->read_chunk_size;
         if (eddy__buf_reserve(into, ask) < 0) {
           eddy__stream_close(s, -ENOMEM, NULL);
@@ -298,7 +298,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
         eddy__stream_note_io(s);
         if ((size_t)r < ask)
           s->read_drained = 1;
-        if (s->filter && eddy__filter_input(s) < 0)
+        if (eddy__filter_of(s) && eddy__filter_input(s) < 0)
           return -1;
         if (eddy__buf_len(&s->rbuf) > s->opt->max_buffer_size) {
           eddy__log(eddy__stream_loop(s), EDDY_LOG_ERROR, "Reached maximum read buffer size");
@@ -314,7 +314,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
       /* A short read means the kernel is empty, but not input the filter
        * still holds. */
       if (eddy__read_try(s, 0, 0) != 0 ||
-          (s->read_drained && !(s->filter && s->filter->holding)))
+          (s->read_drained && !(eddy__filter_of(s) && eddy__filter_of(s)->holding)))
         break;
       goto next;
     }
@@ -356,7 +356,7 @@ static void handle_read(eddy_stream_t *s, unsigned events)
     }
     return;
   }
-  if (s->rd.kind == EDDY__RK_NONE && !(s->filter && s->filter->want_read)) {
+  if (s->rd.kind == EDDY__RK_NONE && !(eddy__filter_of(s) && eddy__filter_of(s)->want_read)) {
     /* Idle: look for EOF/RST promptly -- a plain socket peeks, a pipe or
      * a filter (TLS post-handshake records, close_notify) reads one
      * chunk. With input already buffered (here or in the kernel), only on
@@ -364,7 +364,7 @@ static void handle_read(eddy_stream_t *s, unsigned events)
      * (level-triggered): that read finds the RST or the EOF. */
     if ((eddy__buf_len(&s->rbuf) > 0 || s->kernel_unread) && !(events & EDDY_ERROR))
       return;
-    if (!s->filter && !s->is_pipe && !(events & EDDY_ERROR))
+    if (!eddy__filter_of(s) && !s->is_pipe && !(events & EDDY_ERROR))
       idle_peek(s);
     else
       eddy__io_fill(s, 1);

@@ -403,7 +403,7 @@ static eddy_future_t *read_go(eddy_stream_t *s)
       if (!s->chunk_queued)
         eddy__read_on_close(s);
     } else if (s->state == EDDY__ST_OPEN && !chunked && !s->pass_queued &&
-               (!s->read_drained || (s->filter && s->filter->holding))) {
+               (!s->read_drained || (eddy__filter_of(s) && eddy__filter_of(s)->holding))) {
       /* R4: one inline attempt before involving the loop. Skipped when the
        * last read already found the kernel empty (the loop will say when
        * that changes, and the echo hot path saves a recv per message),

@@ -310,10 +310,10 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
   s->interest = 0;
   if (was_open)
     eddy__io_drain_before_close(s); /* a FIN, not a RST */
-  if (s->fd >= 0 && s->filter && s->filter->last_words_left && !s->is_pipe &&
-      eddy__buf_len(&s->filter->raw_out) <= LAST_WORDS_MAX &&
-      eddy__loop_linger(eddy__stream_loop(s), s->fd, eddy__buf_head(&s->filter->raw_out),
-                        eddy__buf_len(&s->filter->raw_out), LAST_WORDS_SECONDS) == 0)
+  if (s->fd >= 0 && eddy__filter_of(s) && eddy__filter_of(s)->last_words_left && !s->is_pipe &&
+      eddy__buf_len(&eddy__filter_of(s)->raw_out) <= LAST_WORDS_MAX &&
+      eddy__loop_linger(eddy__stream_loop(s), s->fd, eddy__buf_head(&eddy__filter_of(s)->raw_out),
+                        eddy__buf_len(&eddy__filter_of(s)->raw_out), LAST_WORDS_SECONDS) == 0)
     s->fd = -1; /* the loop sends the rest of the last words, then closes it */
   if (s->fd >= 0)
     close(s->fd);
@@ -332,8 +332,8 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
   }
   eddy__read_on_close(s);
   eddy__write_fail_all(s);
-  if (s->filter && s->filter->ops->closed)
-    s->filter->ops->closed(s->filter, s->error);
+  if (eddy__filter_of(s) && eddy__filter_of(s)->ops->closed)
+    eddy__filter_of(s)->ops->closed(eddy__filter_of(s), s->error);
   if (s->close_phase == 0) {
     s->close_phase = 1;
     if (s->rd.kind == EDDY__RK_BYTES_CHUNKED || s->rd.kind == EDDY__RK_CLOSE_CHUNKED)
@@ -387,7 +387,7 @@ void eddy__stream_close_local(eddy_stream_t *s)
   if (s->state == EDDY__ST_CLOSED)
     return;
   eddy__write_flush_held(s);
-  if (s->filter) {
+  if (eddy__filter_of(s)) {
     eddy__filter_say_goodbye(s);
     eddy__filter_last_send(s);
   }

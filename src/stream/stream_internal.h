@@ -97,6 +97,9 @@ struct eddy__waiter {
  * fails with -ENOMEM, before changing anything, when it cannot be made. */
 struct eddy__stream_cold {
   eddy_stream_t *stream;        /* the owner, for chunk_task */
+  /* With its raw buffers; NULL: plain. Cold because a plain stream never
+   * has one, and checking costs it the same one load (of `cold`). */
+  struct eddy__filter *filter;
   eddy_future_t *connect_future;
   eddy_future_t *shutdown_future;
   struct eddy__waiter *closers; /* wait_closed futures, one per call */
@@ -118,7 +121,7 @@ struct eddy__stream_cold {
 
 /* The budget of struct eddy_stream on 64-bit (tests/test_sizes.c pins it):
  * every idle connection holds one. */
-#define EDDY__STREAM_BUDGET 240
+#define EDDY__STREAM_BUDGET 232
 
 struct eddy_stream {
   int fd;
@@ -177,13 +180,18 @@ struct eddy_stream {
   struct eddy__pass_node pass_link; /* on the loop's end-of-pass list */
   int error;              /* why it closed (0: clean); error_msg says more */
 
-  struct eddy__filter *filter; /* with its raw buffers; NULL: plain */
   struct eddy__stream_cold *cold; /* NULL until first needed */
 };
 
 static inline eddy_loop_t *eddy__stream_loop(const eddy_stream_t *s)
 {
   return eddy__loop_by_id(s->loop_id);
+}
+
+/* The TLS (or test) filter under @s, or NULL: plain. */
+static inline struct eddy__filter *eddy__filter_of(const eddy_stream_t *s)
+{
+  return s->cold ? s->cold->filter : NULL;
 }
 
 /* The cold part, made now if it was not; NULL on ENOMEM. */
@@ -198,7 +206,7 @@ static inline const char *eddy__stream_error_msg(const eddy_stream_t *s)
 /* Encoded bytes the filter has produced and the fd has not taken yet. */
 static inline size_t eddy__raw_out_len(const eddy_stream_t *s)
 {
-  return s->filter ? eddy__buf_len(&s->filter->raw_out) : 0;
+  return eddy__filter_of(s) ? eddy__buf_len(&s->cold->filter->raw_out) : 0;
 }
 
 /* How many bytes of work one readiness event may do per direction. */

@@ -38,7 +38,7 @@ void eddy__write_failed(eddy_stream_t *s, int e)
    * no plaintext of ours unsent, what it refused was only the protocol's
    * own records (our close_notify, late session tickets): the end is
    * still orderly. */
-  if (s->filter && s->filter->eof_seen && eddy__wq_empty(&s->wq) && eddy__is_reset(e)) {
+  if (eddy__filter_of(s) && eddy__filter_of(s)->eof_seen && eddy__wq_empty(&s->wq) && eddy__is_reset(e)) {
     eddy__stream_close(s, 0, NULL);
     return;
   }
@@ -203,10 +203,10 @@ static void maybe_shutdown(eddy_stream_t *s)
 {
   if (!s->shut_requested || s->write_shut || s->state != EDDY__ST_OPEN || !eddy__wq_empty(&s->wq))
     return;
-  if (s->filter && s->filter_started && !s->filter_closing) {
+  if (eddy__filter_of(s) && s->filter_started && !s->filter_closing) {
     s->filter_closing = 1;
-    if (s->filter->ops->shutdown) {
-      int rc = s->filter->ops->shutdown(s->filter);
+    if (eddy__filter_of(s)->ops->shutdown) {
+      int rc = eddy__filter_of(s)->ops->shutdown(eddy__filter_of(s));
       if (rc < 0) {
         eddy__filter_failed(s, rc);
         return;
@@ -245,7 +245,7 @@ static void maybe_shutdown(eddy_stream_t *s)
  * comes back here -- and the close follows once it is in the kernel. */
 static void close_drained(eddy_stream_t *s)
 {
-  if (s->filter && eddy__filter_say_goodbye(s)) {
+  if (eddy__filter_of(s) && eddy__filter_say_goodbye(s)) {
     eddy__stream_hold(s);
     eddy__write_flush(s);
     eddy__io_update(s); /* write interest if the kernel was full */
@@ -306,7 +306,7 @@ void eddy__write_flush(eddy_stream_t *s)
     return;
   s->in_flush = 1;
   eddy__stream_hold(s);
-  int rc = s->filter ? eddy__filter_output(s) : plain_flush(s);
+  int rc = eddy__filter_of(s) ? eddy__filter_output(s) : plain_flush(s);
   s->in_flush = 0;
   if (rc >= 0 && s->state == EDDY__ST_OPEN)
     eddy__write_settle(s);
@@ -327,8 +327,8 @@ void eddy__write_fail_all(eddy_stream_t *s)
   if (s->cold)
     eddy__stream_fail_future(s, &s->cold->shutdown_future);
   eddy__wq_clear(&s->wq);
-  if (s->filter)
-    eddy__buf_release(&s->filter->raw_out);
+  if (eddy__filter_of(s))
+    eddy__buf_release(&eddy__filter_of(s)->raw_out);
   s->write_waiting = 0;
   write_hold_update(s);
 }
@@ -410,7 +410,7 @@ static void pass_link(eddy_stream_t *s)
 /* Whether more answers are likely to follow in this pass (see above). */
 static int answers_follow(const eddy_stream_t *s)
 {
-  return !s->filter && !s->is_pipe && s->state == EDDY__ST_OPEN &&
+  return !eddy__filter_of(s) && !s->is_pipe && s->state == EDDY__ST_OPEN &&
          eddy__buf_len(&s->rbuf) > 0 && eddy__loop_running(eddy__stream_loop(s));
 }
 
@@ -437,7 +437,7 @@ static ssize_t send_corked(eddy_stream_t *s, const void *data, size_t len)
  * effort: what the kernel refuses is lost with the close, as ever). */
 void eddy__write_flush_held(eddy_stream_t *s)
 {
-  if (s->pass_queued && s->state == EDDY__ST_OPEN && !s->write_waiting && !s->filter)
+  if (s->pass_queued && s->state == EDDY__ST_OPEN && !s->write_waiting && !eddy__filter_of(s))
     eddy__write_flush(s);
 }
 
@@ -448,7 +448,7 @@ void eddy__write_flush_held(eddy_stream_t *s)
  */
 static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
 {
-  if (len == 0 || s->state != EDDY__ST_OPEN || s->write_waiting || s->filter ||
+  if (len == 0 || s->state != EDDY__ST_OPEN || s->write_waiting || eddy__filter_of(s) ||
       !eddy__wq_empty(&s->wq))
     return 0;
   ssize_t r;
