@@ -60,6 +60,13 @@ enum eddy__fd_kind {
 /* Labels the handler of @fd (added just before); a no-op without one. */
 void eddy__loop_set_fd_kind(eddy_loop_t *loop, int fd, enum eddy__fd_kind kind);
 
+/* Calls @fn for the stream of each EDDY__FD_STREAM handler, in fd order:
+ * every open stream that has been used or linked to an owner is there
+ * (stream/close_watch.h), so a server finds its connections without a
+ * list through them. @fn may close the stream. @return how many. */
+size_t eddy__loop_each_stream(eddy_loop_t *loop, void (*fn)(void *stream, void *ctx),
+                              void *ctx);
+
 /*
  * The loop's deferred FIFO and a future's waiter list link two kinds of
  * node, each starting with the link to the node after it. A link is the

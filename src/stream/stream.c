@@ -492,6 +492,8 @@ int eddy__stream_set_owner(eddy_stream_t *s, struct eddy__stream_owner *owner)
     s->owner_told = 1;
     return 1;
   }
+  /* Watching puts an open stream in the loop's fd table (or closes it, if
+   * the loop cannot take it), where the owner finds it: close_watch.h. */
   watch_idle(s);
   return 0;
 }
