@@ -169,23 +169,19 @@ void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f)
   eddy__future_wait_link(f, eddy__future_link(d));
 }
 
-void eddy__future_run(eddy_future_t *f)
-{
-  switch (f->kind) {
-  case EDDY__REPEAT:
-    eddy__repeat_run(f);
-    break;
-  case EDDY__DONE:
-    eddy__done_run(f);
-    break;
-  case EDDY__TIMEOUT:
-    eddy__timeout_run(f);
-    break;
-  default: /* the then-steps and ADOPT; a PLAIN future never waits */
-    eddy__step_run(f);
-    break;
-  }
-}
+const unsigned char eddy__runner_of_kind[16] = {
+  [EDDY__THEN] = EDDY__RUN_STEP,      [EDDY__THEN_OK] = EDDY__RUN_STEP,
+  [EDDY__CATCH] = EDDY__RUN_STEP,     [EDDY__FINALLY] = EDDY__RUN_STEP,
+  [EDDY__ADOPT] = EDDY__RUN_STEP,     [EDDY__DONE] = EDDY__RUN_DONE,
+  [EDDY__TIMEOUT] = EDDY__RUN_TIMEOUT, [EDDY__REPEAT] = EDDY__RUN_REPEAT,
+};
+
+void (*const eddy__future_runners[8])(eddy_future_t *f) = {
+  [EDDY__RUN_STEP] = eddy__step_run,
+  [EDDY__RUN_DONE] = eddy__done_run,
+  [EDDY__RUN_REPEAT] = eddy__repeat_run,
+  [EDDY__RUN_TIMEOUT] = eddy__timeout_run,
+};
 
 /* Queues every waiter of the list @last (from unpend) in registration
  * order; their references move with them to the loop's queue. */

@@ -8,7 +8,7 @@
  * waits through its embedded node, which sits in the awaited future's
  * waiter list and moves to the loop's FIFO when that future settles (the
  * list is linked through `next`, free while the node is not queued); the
- * loop then calls eddy__future_run(), which runs it by its kind.
+ * loop then runs it by its link's tag, which says what its kind needs.
  *
  * References, who holds them (docs/ownership.md says the same for users):
  *   - every handle given out by the API;
@@ -43,6 +43,7 @@ enum eddy__future_kind {
   EDDY__TIMEOUT,   /* eddy_with_timeout(); arg is the timer */
   EDDY__REPEAT     /* drives eddy_repeat(); upstream is the running step */
 };
+_Static_assert(EDDY__REPEAT < 16, "a future keeps its kind in 4 bits");
 
 union eddy__future_fn {
   eddy_then_fn then;
@@ -66,7 +67,8 @@ struct eddy__hook {
 struct eddy_future {
   /* Its node in a waiter list, then in the loop's FIFO, once upstream
    * settles: first, so that the node's address is the future's. What runs
-   * it follows from `kind` (eddy__future_run), so it carries no function. */
+   * it follows from `kind` (the link's tag, eddy__future_link), so it
+   * carries no function. */
   eddy__link_t next;
   /* What this future waits on (owned), or NULL. Outside the union below:
    * a step cancelled while it waits still holds it until its node runs. */
@@ -136,10 +138,22 @@ static inline eddy_loop_t *eddy__future_loop(const eddy_future_t *f)
   return eddy__loop_by_id(f->loop_id);
 }
 
-/* The link that queues @f's own node. */
+/* The tags of a future's link (loop_internal.h), by what runs it. */
+enum eddy__runner {
+  EDDY__RUN_STEP = 1, /* eddy__step_run: the then-steps, ADOPT */
+  EDDY__RUN_DONE,     /* eddy__done_run */
+  EDDY__RUN_REPEAT,   /* eddy__repeat_run */
+  EDDY__RUN_TIMEOUT   /* eddy__timeout_run */
+};
+
+/* enum eddy__runner by enum eddy__future_kind (0 for PLAIN: never waits). */
+extern const unsigned char eddy__runner_of_kind[16];
+
+/* The link that queues @f's own node; f->kind must be final (ADOPT keeps
+ * the then-steps' runner). */
 static inline eddy__link_t eddy__future_link(eddy_future_t *f)
 {
-  return (eddy__link_t)f | EDDY__LINK_FUTURE;
+  return (eddy__link_t)f | eddy__runner_of_kind[f->kind];
 }
 
 /*
@@ -158,9 +172,9 @@ void eddy__future_wait_link(eddy_future_t *f, eddy__link_t link);
  */
 void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f);
 
-/* What eddy__future_run() calls, by kind: chain.c's steps and add_done
- * nodes, repeat.c's driver, combinators.c's with_timeout. Each takes over
- * the reference the waiter list held on the future. */
+/* The runners, by tag (eddy__future_runners): chain.c's steps and
+ * add_done nodes, repeat.c's driver, combinators.c's with_timeout. Each
+ * takes over the reference the waiter list held on the future. */
 void eddy__step_run(eddy_future_t *d);
 void eddy__done_run(eddy_future_t *node);
 void eddy__repeat_run(eddy_future_t *r);

@@ -257,8 +257,10 @@ void eddy__loop_defer(eddy_loop_t *loop, struct eddy__task *task)
 
 static void run_link(eddy__link_t l)
 {
-  if (l & EDDY__LINK_FUTURE)
-    eddy__future_run((eddy_future_t *)(void *)eddy__link_next(l));
+  eddy__link_t tag = l & EDDY__LINK_TAG;
+
+  if (tag != 0)
+    eddy__future_runners[tag]((eddy_future_t *)(void *)eddy__link_next(l));
   else
     ((struct eddy__task *)l)->run((struct eddy__task *)l);
 }

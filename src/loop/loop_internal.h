@@ -70,19 +70,20 @@ size_t eddy__loop_each_stream(eddy_loop_t *loop, void (*fn)(void *stream, void *
 /*
  * The loop's deferred FIFO and a future's waiter list link two kinds of
  * node, each starting with the link to the node after it. A link is the
- * node's address, with the low bit set when the node is a future: a task
- * (below) carries its run function, a future does not (three futures wait
- * behind every idle connection of a read loop, and those 8 bytes each
- * decide their malloc chunk), so the loop hands it to eddy__future_run(),
- * which knows what to do from the future's kind.
+ * node's address, its three low bits a tag: 0 for a task (below), which
+ * carries its run function, else a future's node, which does not (three
+ * futures wait behind every idle connection of a read loop, and those 8
+ * bytes each decide their malloc chunk): the tag, set from the future's
+ * kind when it starts waiting, picks its run function from
+ * eddy__future_runners, so running either kind costs one indirect call.
  */
 typedef uintptr_t eddy__link_t;
-#define EDDY__LINK_FUTURE ((eddy__link_t)1)
+#define EDDY__LINK_TAG ((eddy__link_t)7)
 
 /* The link field of the node @link names (both kinds start with it). */
 static inline eddy__link_t *eddy__link_next(eddy__link_t link)
 {
-  return (eddy__link_t *)(link & ~EDDY__LINK_FUTURE);
+  return (eddy__link_t *)(link & ~EDDY__LINK_TAG);
 }
 
 struct eddy__task {
@@ -90,9 +91,9 @@ struct eddy__task {
   void (*run)(struct eddy__task *task);
 };
 
-/* Defined with the futures (src/future/future.c): runs the future whose
- * node the loop just took off its FIFO. */
-void eddy__future_run(eddy_future_t *f);
+/* Defined with the futures (src/future/future.c): what runs a future's
+ * node, by its link's tag (1 to 7). */
+extern void (*const eddy__future_runners[8])(eddy_future_t *f);
 
 /*
  * Queues @task to run from the loop, after everything queued before it.
