@@ -147,7 +147,7 @@ enum eddy__runner {
 };
 
 /* enum eddy__runner by enum eddy__future_kind (0 for PLAIN: never waits). */
-extern const unsigned char eddy__runner_of_kind[16];
+extern EDDY__HIDDEN const unsigned char eddy__runner_of_kind[16];
 
 /* The link that queues @f's own node; f->kind must be final (ADOPT keeps
  * the then-steps' runner). */

@@ -80,6 +80,11 @@ size_t eddy__loop_each_stream(eddy_loop_t *loop, void (*fn)(void *stream, void *
 typedef uintptr_t eddy__link_t;
 #define EDDY__LINK_TAG ((eddy__link_t)7)
 
+/* For the tables the hot paths index: declared hidden, as they are
+ * defined (-fvisibility=hidden), a reference is PC-relative instead of
+ * a load through the GOT. */
+#define EDDY__HIDDEN __attribute__((visibility("hidden")))
+
 /* The link field of the node @link names (both kinds start with it). */
 static inline eddy__link_t *eddy__link_next(eddy__link_t link)
 {
@@ -93,7 +98,7 @@ struct eddy__task {
 
 /* Defined with the futures (src/future/future.c): what runs a future's
  * node, by its link's tag (1 to 7). */
-extern void (*const eddy__future_runners[8])(eddy_future_t *f);
+extern EDDY__HIDDEN void (*const eddy__future_runners[8])(eddy_future_t *f);
 
 /*
  * Queues @task to run from the loop, after everything queued before it.
@@ -113,7 +118,7 @@ void eddy__loop_defer_link(eddy_loop_t *loop, eddy__link_t link);
  * reading a live loop's entry needs no lock (nothing else writes it).
  */
 #define EDDY__LOOPS_MAX 65535
-extern eddy_loop_t *eddy__loops[EDDY__LOOPS_MAX + 1];
+extern EDDY__HIDDEN eddy_loop_t *eddy__loops[EDDY__LOOPS_MAX + 1];
 
 static inline eddy_loop_t *eddy__loop_by_id(unsigned id)
 {
