@@ -25,15 +25,14 @@ static eddy_future_t *chain(eddy_future_t *f, enum eddy__future_kind kind,
 
   if (f == NULL)
     return NULL;
-  d = eddy__future_alloc(eddy__future_loop(f));
+  d = eddy__future_alloc(eddy__future_loop(f), kind);
   if (d == NULL) {
     eddy_future_unref(f); /* rule 2: consumed even on failure */
     return NULL;
   }
-  d->kind = (unsigned char)kind;
   d->fn = fn;
   d->arg = arg;
-  eddy__future_wait_on(d, f);
+  eddy__future_wait_on(d, f, EDDY__RUN_STEP);
   return d;
 }
 
@@ -106,7 +105,7 @@ static int adopt(eddy_future_t *d, eddy_future_t *g)
   }
   d->kind = EDDY__ADOPT;
   d->upstream = g; /* the callback's new reference, now ours */
-  eddy__future_wait_link(g, eddy__future_link(d));
+  eddy__future_wait_link(g, eddy__future_link(d, EDDY__RUN_STEP));
   return 1;
 }
 
@@ -153,13 +152,12 @@ int eddy_future_add_done(eddy_future_t *f, eddy_done_fn fn, void *arg)
 
   if (f == NULL || fn == NULL)
     return EDDY_EUSAGE;
-  node = eddy__future_alloc(eddy__future_loop(f));
+  node = eddy__future_alloc(eddy__future_loop(f), EDDY__DONE);
   if (node == NULL)
     return -ENOMEM;
-  node->kind = EDDY__DONE;
   node->fn.done = fn;
   node->arg = arg;
   node->upstream = eddy_future_ref(f); /* add_done borrows f */
-  eddy__future_wait_link(f, eddy__future_link(node)); /* node's only reference */
+  eddy__future_wait_link(f, eddy__future_link(node, EDDY__RUN_DONE)); /* its only reference */
   return 0;
 }

@@ -29,7 +29,7 @@ _Alignas(max_align_t) const char eddy_no_value_marker[] = "EDDY_NO_VALUE";
 /* Life cycle                                                                */
 /* ------------------------------------------------------------------------ */
 
-eddy_future_t *eddy__future_alloc(eddy_loop_t *loop)
+eddy_future_t *eddy__future_alloc(eddy_loop_t *loop, enum eddy__future_kind kind)
 {
   eddy_future_t *f;
 
@@ -40,7 +40,7 @@ eddy_future_t *eddy__future_alloc(eddy_loop_t *loop)
   f = malloc(sizeof *f);
   if (f == NULL)
     return NULL;
-  *f = (eddy_future_t){ .refs = 1, .loop_id = eddy__head(loop)->id };
+  *f = (eddy_future_t){ .refs = 1, .kind = kind, .loop_id = eddy__head(loop)->id };
   eddy__head(loop)->nfutures++;
   if (eddy__head(loop)->debug)
     eddy__debug_future_new(f);
@@ -110,13 +110,13 @@ void eddy_future_unref(eddy_future_t *f)
 
 eddy_future_t *eddy_future_new(eddy_loop_t *loop)
 {
-  return eddy__future_alloc(loop);
+  return eddy__future_alloc(loop, EDDY__PLAIN);
 }
 
 eddy_future_t *eddy_future_resolved(eddy_loop_t *loop, void *value,
                                     eddy_free_fn value_free)
 {
-  eddy_future_t *f = eddy__future_alloc(loop);
+  eddy_future_t *f = eddy__future_alloc(loop, EDDY__PLAIN);
 
   if (f == NULL) {
     /* The header promises the value is taken even on failure. */
@@ -162,19 +162,12 @@ void eddy__future_wait(eddy_future_t *f, struct eddy__task *task)
   eddy__future_wait_link(f, (eddy__link_t)task);
 }
 
-void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f)
+void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f, enum eddy__runner runner)
 {
   d->upstream = f;
   d->refs++;
-  eddy__future_wait_link(f, eddy__future_link(d));
+  eddy__future_wait_link(f, eddy__future_link(d, runner));
 }
-
-const unsigned char eddy__runner_of_kind[16] = {
-  [EDDY__THEN] = EDDY__RUN_STEP,      [EDDY__THEN_OK] = EDDY__RUN_STEP,
-  [EDDY__CATCH] = EDDY__RUN_STEP,     [EDDY__FINALLY] = EDDY__RUN_STEP,
-  [EDDY__ADOPT] = EDDY__RUN_STEP,     [EDDY__DONE] = EDDY__RUN_DONE,
-  [EDDY__TIMEOUT] = EDDY__RUN_TIMEOUT, [EDDY__REPEAT] = EDDY__RUN_REPEAT,
-};
 
 void (*const eddy__future_runners[8])(eddy_future_t *f) = {
   [EDDY__RUN_STEP] = eddy__step_run,
@@ -290,7 +283,7 @@ int eddy_future_reject_cause(eddy_future_t *f, int code, int cause,
 eddy_future_t *eddy_future_rejected(eddy_loop_t *loop, int code,
                                     const char *fmt, ...)
 {
-  eddy_future_t *f = eddy__future_alloc(loop);
+  eddy_future_t *f = eddy__future_alloc(loop, EDDY__PLAIN);
   va_list ap;
 
   if (f == NULL)

@@ -67,8 +67,8 @@ struct eddy__hook {
 struct eddy_future {
   /* Its node in a waiter list, then in the loop's FIFO, once upstream
    * settles: first, so that the node's address is the future's. What runs
-   * it follows from `kind` (the link's tag, eddy__future_link), so it
-   * carries no function. */
+   * it follows from `kind`, and the link's tag says which (see
+   * eddy__future_link), so it carries no function. */
   eddy__link_t next;
   /* What this future waits on (owned), or NULL. Outside the union below:
    * a step cancelled while it waits still holds it until its node runs. */
@@ -130,8 +130,9 @@ static inline int eddy__has_step(unsigned kind)
   return kind != EDDY__PLAIN && kind != EDDY__TIMEOUT;
 }
 
-/* A new pending future with one reference, or NULL (ENOMEM, NULL loop). */
-eddy_future_t *eddy__future_alloc(eddy_loop_t *loop);
+/* A new pending future of @kind with one reference, or NULL (ENOMEM,
+ * NULL loop). */
+eddy_future_t *eddy__future_alloc(eddy_loop_t *loop, enum eddy__future_kind kind);
 
 static inline eddy_loop_t *eddy__future_loop(const eddy_future_t *f)
 {
@@ -146,14 +147,11 @@ enum eddy__runner {
   EDDY__RUN_TIMEOUT   /* eddy__timeout_run */
 };
 
-/* enum eddy__runner by enum eddy__future_kind (0 for PLAIN: never waits). */
-extern EDDY__HIDDEN const unsigned char eddy__runner_of_kind[16];
-
-/* The link that queues @f's own node; f->kind must be final (ADOPT keeps
- * the then-steps' runner). */
-static inline eddy__link_t eddy__future_link(eddy_future_t *f)
+/* The link that queues @f's own node, to be run by @runner: each maker
+ * knows which (a then-step that adopts keeps EDDY__RUN_STEP). */
+static inline eddy__link_t eddy__future_link(eddy_future_t *f, enum eddy__runner runner)
 {
-  return (eddy__link_t)f | eddy__runner_of_kind[f->kind];
+  return (eddy__link_t)f | (eddy__link_t)runner;
 }
 
 /*
@@ -166,11 +164,10 @@ void eddy__future_wait(eddy_future_t *f, struct eddy__task *task);
 void eddy__future_wait_link(eddy_future_t *f, eddy__link_t link);
 
 /*
- * Makes @d wait on @f through d's own node (d->kind says what runs it):
- * d->upstream takes the caller's reference to f, and f's waiter list a new
- * one on d.
+ * Makes @d wait on @f through d's own node, run by @runner: d->upstream
+ * takes the caller's reference to f, and f's waiter list a new one on d.
  */
-void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f);
+void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f, enum eddy__runner runner);
 
 /* The runners, by tag (eddy__future_runners): chain.c's steps and
  * add_done nodes, repeat.c's driver, combinators.c's with_timeout. Each

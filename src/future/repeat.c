@@ -61,7 +61,7 @@ void eddy__repeat_run(eddy_future_t *r)
     return;
   }
   r->upstream = step;
-  eddy__future_wait_link(step, eddy__future_link(r)); /* r's reference moves along */
+  eddy__future_wait_link(step, eddy__future_link(r, EDDY__RUN_REPEAT)); /* r's reference moves */
 }
 
 eddy_future_t *eddy_repeat(eddy_step_fn step, void *arg)
@@ -73,14 +73,13 @@ eddy_future_t *eddy_repeat(eddy_step_fn step, void *arg)
   first = step(arg); /* at once: its future tells us the loop */
   if (first == NULL || first == EDDY_NO_VALUE)
     return NULL;
-  r = eddy__future_alloc(eddy__future_loop(first));
+  r = eddy__future_alloc(eddy__future_loop(first), EDDY__REPEAT);
   if (r == NULL) {
     eddy_future_unref(first);
     return NULL;
   }
-  r->kind = EDDY__REPEAT;
   r->fn.step = step;
   r->arg = arg;
-  eddy__future_wait_on(r, first);
+  eddy__future_wait_on(r, first, EDDY__RUN_REPEAT);
   return r;
 }
