@@ -57,16 +57,11 @@ static void cache_key_init(void)
   (void)pthread_key_create(&cache_key, cache_destroy);
 }
 
-static char *region_of(struct eddy__bufhdr *h)
-{
-  return (char *)h - eddy__buf_hdr_at(h->cap);
-}
-
 void eddy__buf_cache_flush(void)
 {
   while (tcache.n > 0) {
     tcache.n--;
-    free(region_of(tcache.slot[tcache.n]));
+    free(tcache.slot[tcache.n]->data);
   }
 }
 
@@ -77,7 +72,7 @@ static struct eddy__bufhdr *region_new(size_t cap)
   if (!p)
     return NULL;
   struct eddy__bufhdr *h = (struct eddy__bufhdr *)(void *)(p + eddy__buf_hdr_at(cap));
-  *h = (struct eddy__bufhdr){ .cap = cap };
+  *h = (struct eddy__bufhdr){ .data = p, .cap = cap };
   return h;
 }
 
@@ -106,7 +101,7 @@ static void region_put(struct eddy__bufhdr *h)
     tcache.slot[tcache.n++] = h;
     return;
   }
-  free(region_of(h));
+  free(h->data);
 }
 
 void eddy__buf_release(struct eddy__buf *b)
@@ -132,7 +127,7 @@ int eddy__buf_reserve(struct eddy__buf *b, size_t want)
     b->h = h;
     return 0;
   }
-  char *data = region_of(h);
+  char *data = h->data;
   /* Compacting is a memmove of the buffered bytes only; do it whenever the
    * space it frees is enough, so the region does not grow needlessly. */
   if (h->start > 0) {
@@ -153,6 +148,7 @@ int eddy__buf_reserve(struct eddy__buf *b, size_t want)
     return -ENOMEM;
   h = (struct eddy__bufhdr *)(void *)(p + eddy__buf_hdr_at(ncap));
   *h = keep;
+  h->data = p;
   h->cap = ncap;
   b->h = h;
   return 0;

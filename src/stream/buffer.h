@@ -31,6 +31,8 @@
 #include <sys/types.h>
 
 struct eddy__bufhdr {
+  char *data;   /* the region's first byte (what malloc gave): saves the
+                 * hot paths computing it back from cap */
   size_t start; /* first buffered byte */
   size_t end;   /* one past the last buffered byte */
   size_t cap;   /* usable bytes (the region is cap + 1, then this) */
@@ -54,7 +56,7 @@ static inline size_t eddy__buf_hdr_at(size_t cap)
  * so neither end of an empty buffer is computed. */
 static inline char *eddy__buf_data(const struct eddy__buf *b)
 {
-  return b->h ? (char *)b->h - eddy__buf_hdr_at(b->h->cap) : NULL;
+  return b->h ? b->h->data : NULL;
 }
 
 static inline size_t eddy__buf_len(const struct eddy__buf *b)
@@ -64,7 +66,7 @@ static inline size_t eddy__buf_len(const struct eddy__buf *b)
 
 static inline char *eddy__buf_head(const struct eddy__buf *b)
 {
-  return b->h ? eddy__buf_data(b) + b->h->start : NULL;
+  return b->h ? b->h->data + b->h->start : NULL;
 }
 
 /* Free space after the buffered bytes. */
@@ -75,7 +77,7 @@ static inline size_t eddy__buf_room(const struct eddy__buf *b)
 
 static inline char *eddy__buf_tail(const struct eddy__buf *b)
 {
-  return b->h ? eddy__buf_data(b) + b->h->end : NULL;
+  return b->h ? b->h->data + b->h->end : NULL;
 }
 
 /*
