@@ -73,8 +73,8 @@ size_t eddy__loop_each_stream(eddy_loop_t *loop, void (*fn)(void *stream, void *
  * node's address, its three low bits a tag: 0 for a task (below), which
  * carries its run function, else a future's node, which does not (three
  * futures wait behind every idle connection of a read loop, and those 8
- * bytes each decide their malloc chunk): the tag, set from the future's
- * kind when it starts waiting, picks its run function from
+ * bytes each decide their malloc chunk): the tag, named by the code that
+ * made the future when it starts waiting, picks its run function from
  * eddy__future_runners, so running either kind costs one indirect call.
  */
 typedef uintptr_t eddy__link_t;
