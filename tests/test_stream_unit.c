@@ -222,15 +222,15 @@ START_TEST(test_buf_compact_and_take)
 {
   struct eddy__buf b = EDDY__BUF_INIT;
   ck_assert_int_eq(eddy__buf_reserve(&b, 1000), 0);
-  size_t cap = b.cap;
+  size_t cap = b.h->cap;
   memset(eddy__buf_tail(&b), 'a', 1000);
   eddy__buf_commit(&b, 1000);
-  memcpy(b.data + 990, "0123456789", 10);
+  memcpy(eddy__buf_data(&b) + 990, "0123456789", 10);
   eddy__buf_consume(&b, 990);
   /* Room for cap - 10 only after moving the 10 bytes to the front. */
   ck_assert_int_eq(eddy__buf_reserve(&b, cap - 10), 0);
-  ck_assert_uint_eq(b.start, 0);
-  ck_assert_uint_eq(b.cap, cap);
+  ck_assert_uint_eq(b.h->start, 0);
+  ck_assert_uint_eq(b.h->cap, cap);
   ck_assert(memcmp(eddy__buf_head(&b), "0123456789", 10) == 0);
 
   /* A small take copies and leaves the rest. */
@@ -247,14 +247,14 @@ START_TEST(test_buf_compact_and_take)
   /* Taking everything from a full region hands the region over. */
   struct eddy__buf c = EDDY__BUF_INIT;
   eddy__buf_reserve(&c, 4096);
-  memset(eddy__buf_tail(&c), 'z', c.cap);
-  size_t n = c.cap;
+  memset(eddy__buf_tail(&c), 'z', c.h->cap);
+  size_t n = c.h->cap;
   eddy__buf_commit(&c, n);
-  char *region = c.data;
+  char *region = eddy__buf_data(&c);
   char *all = eddy__buf_take(&c, n);
   ck_assert_ptr_eq(all, region);
   ck_assert_int_eq(all[n], '\0');
-  ck_assert_ptr_null(c.data);
+  ck_assert_ptr_null(c.h);
   free(all);
 }
 END_TEST
@@ -263,12 +263,12 @@ START_TEST(test_buf_region_cache)
 {
   struct eddy__buf b = EDDY__BUF_INIT;
   eddy__buf_reserve(&b, 65536);
-  char *first = b.data;
+  char *first = eddy__buf_data(&b);
   eddy__buf_append(&b, "x", 1);
   eddy__buf_consume(&b, 1); /* emptied: released into the cache */
-  ck_assert_ptr_null(b.data);
+  ck_assert_ptr_null(b.h);
   eddy__buf_reserve(&b, 65536);
-  ck_assert_ptr_eq(b.data, first);
+  ck_assert_ptr_eq(eddy__buf_data(&b), first);
   eddy__buf_release(&b);
 }
 END_TEST

@@ -482,6 +482,35 @@ START_TEST(test_shutdown_grace_expires)
 }
 END_TEST
 
+/* Two servers on one loop: a shutdown closes its own connections only
+ * (it finds them in the loop's fd table by their owner link), and those
+ * of a handler that never touched its stream too. */
+START_TEST(test_shutdown_closes_only_its_own)
+{
+  eddy_tcp_server_t *a = listening_server(NULL);
+  eddy_tcp_server_t *b = listening_server(NULL);
+  eddy_tcp_server_set_handler(a, keep_handler, NULL);
+  eddy_tcp_server_set_handler(b, keep_handler, NULL);
+  int ca = tfx_connect(tfx_server_port(a));
+  tfx_run_until(&handled, 1);
+  int cb = tfx_connect(tfx_server_port(b));
+  tfx_run_until(&handled, 2);
+  eddy_future_t *done = eddy_tcp_server_shutdown(a, 0);
+  tfx_wait(done);
+  ck_assert_int_eq(eddy_future_error(done), 0);
+  ck_assert(eddy_stream_closed(held[0]));
+  ck_assert(!eddy_stream_closed(held[1]));
+  ck_assert_uint_eq(eddy_tcp_server_connection_count(b), 1);
+  expect_closed(ca);
+  eddy_future_unref(done);
+  release_held();
+  close(ca);
+  close(cb);
+  eddy_tcp_server_free(a);
+  eddy_tcp_server_free(b);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Limits                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -717,6 +746,7 @@ int main(void)
   tcase_add_test(tc, test_stop_closes_queued);
   tcase_add_test(tc, test_shutdown_waits_for_streams);
   tcase_add_test(tc, test_shutdown_grace_expires);
+  tcase_add_test(tc, test_shutdown_closes_only_its_own);
   suite_add_tcase(s, tc);
   tc = tcase("limits");
   tcase_add_test(tc, test_max_connections);

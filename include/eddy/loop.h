@@ -63,7 +63,8 @@ typedef enum eddy_backend {
  * loop quietly runs on epoll instead; eddy_loop_backend_name() tells.
  *
  * @return a new loop owned by the caller (free it with eddy_loop_free()),
- *         or NULL with errno set (ENOMEM, EMFILE, ...).
+ *         or NULL with errno set (ENOMEM, EMFILE: out of descriptors, or
+ *         65,535 loops alive at once, ...).
  */
 EDDY_API eddy_loop_t *eddy_loop_new(void);
 

@@ -189,8 +189,9 @@ EDDY_API eddy_future_t *eddy_stream_read_bytes(eddy_stream_t *s, size_t n,
  * if that many bytes arrive without the delimiter ending within them, the
  * read fails with EDDY_ECLOSED (cause EDDY_EUNSATISFIABLE) and the stream
  * closes: Tornado's UnsatisfiableReadError. max_bytes == 0: no limit (the
- * stream's max_buffer_size still applies). An empty delimiter fails at
- * once with EDDY_EUSAGE. Bytes already searched are never scanned again.
+ * stream's max_buffer_size still applies). An empty delimiter, or one of
+ * 4 GiB or more, fails at once with EDDY_EUSAGE. Bytes already searched
+ * are never scanned again.
  */
 EDDY_API eddy_future_t *eddy_stream_read_until(eddy_stream_t *s,
                                                const void *delimiter,

@@ -3,21 +3,19 @@
  * Chaining: then, then_ok, catch, finally, add_done, and adoption.
  *
  * A then-step is one allocation: the chained future d itself carries the
- * callback and the task that runs it. d waits on its source f (d->upstream
+ * callback and the node that queues it. d waits on its source f (d->upstream
  * holds the reference the caller gave up, f's waiter list holds one on d).
- * When f settles the loop runs step_run(d), which reads f, maybe calls the
+ * When f settles the loop runs eddy__step_run(d), which reads f, maybe calls the
  * callback, and releases f.
  *
  * Adoption (folly's Proxy, the JS thenable rule): when the callback returns
  * a pending future g, d does not add a callback on g that settles d one hop
- * later; d itself waits on g as kind ADOPT, with the same task, and
+ * later; d itself waits on g as kind ADOPT, with the same node, and
  * settles as g when g does. d then shares g's outcome (settle_as).
  */
 #include <errno.h>
 
 #include "future/future_internal.h"
-
-static void step_run(struct eddy__task *task);
 
 /* The common part of then, then_ok, catch and finally. Consumes @f. */
 static eddy_future_t *chain(eddy_future_t *f, enum eddy__future_kind kind,
@@ -27,16 +25,14 @@ static eddy_future_t *chain(eddy_future_t *f, enum eddy__future_kind kind,
 
   if (f == NULL)
     return NULL;
-  d = eddy__future_alloc(f->loop);
+  d = eddy__future_alloc(eddy__future_loop(f), kind);
   if (d == NULL) {
     eddy_future_unref(f); /* rule 2: consumed even on failure */
     return NULL;
   }
-  d->kind = (unsigned char)kind;
   d->fn = fn;
   d->arg = arg;
-  d->task.run = step_run;
-  eddy__future_wait_on(d, f);
+  eddy__future_wait_on(d, f, EDDY__RUN_STEP);
   return d;
 }
 
@@ -78,7 +74,7 @@ static int wants_callback(const eddy_future_t *d, const eddy_future_t *src)
 
 /*
  * Makes d settle as g, the reference a then-callback returned. Returns 1
- * if d now waits on g, in which case the reference d's running task held
+ * if d now waits on g, in which case the reference d's running node held
  * has moved to g's waiter list.
  */
 static int adopt(eddy_future_t *d, eddy_future_t *g)
@@ -109,13 +105,12 @@ static int adopt(eddy_future_t *d, eddy_future_t *g)
   }
   d->kind = EDDY__ADOPT;
   d->upstream = g; /* the callback's new reference, now ours */
-  eddy__future_wait(g, &d->task);
+  eddy__future_wait_link(g, eddy__future_link(d, EDDY__RUN_STEP));
   return 1;
 }
 
-static void step_run(struct eddy__task *task)
+void eddy__step_run(eddy_future_t *d)
 {
-  eddy_future_t *d = eddy_container_of(task, eddy_future_t, task);
   eddy_future_t *src = d->upstream;
 
   d->upstream = NULL;
@@ -134,16 +129,15 @@ static void step_run(struct eddy__task *task)
     }
   }
   eddy_future_unref(src);
-  eddy_future_unref(d); /* the reference the waiter list gave the task */
+  eddy_future_unref(d); /* the reference the waiter list gave the node */
 }
 
 /* ------------------------------------------------------------------------ */
 /* add_done: a hidden node, so the caller has nothing to release             */
 /* ------------------------------------------------------------------------ */
 
-static void done_run(struct eddy__task *task)
+void eddy__done_run(eddy_future_t *node)
 {
-  eddy_future_t *node = eddy_container_of(task, eddy_future_t, task);
   eddy_future_t *f = node->upstream;
 
   node->upstream = NULL;
@@ -158,14 +152,12 @@ int eddy_future_add_done(eddy_future_t *f, eddy_done_fn fn, void *arg)
 
   if (f == NULL || fn == NULL)
     return EDDY_EUSAGE;
-  node = eddy__future_alloc(f->loop);
+  node = eddy__future_alloc(eddy__future_loop(f), EDDY__DONE);
   if (node == NULL)
     return -ENOMEM;
-  node->kind = EDDY__DONE;
   node->fn.done = fn;
   node->arg = arg;
   node->upstream = eddy_future_ref(f); /* add_done borrows f */
-  node->task.run = done_run;
-  eddy__future_wait(f, &node->task); /* node's only reference */
+  eddy__future_wait_link(f, eddy__future_link(node, EDDY__RUN_DONE)); /* its only reference */
   return 0;
 }

@@ -133,7 +133,7 @@ static eddy_future_t *combine(eddy_loop_t *loop, eddy_future_t **futures,
     if (futures[i] == NULL)
       goto fail;
   inputs = malloc((n + 1) * sizeof *inputs);
-  r = eddy__future_alloc(loop);
+  r = eddy__future_alloc(loop, EDDY__PLAIN);
   if (n > 0)
     c = malloc(sizeof *c + n * sizeof c->elems[0]);
   if (inputs == NULL || r == NULL || (n > 0 && c == NULL))
@@ -199,7 +199,7 @@ eddy_future_t *eddy_race(eddy_loop_t *loop, eddy_future_t **futures, size_t n)
 /*
  * The result r waits on the input f with its own task, and keeps the timer
  * in r->arg. Whichever comes first frees the timer and clears r->arg: f
- * settling (timeout_run), the timer firing (from its own callback, which
+ * settling (eddy__timeout_run), the timer firing (from its own callback, which
  * the loop allows), or r being cancelled (the hook; cancel() then goes on
  * to cancel r's upstream, f). The timer needs no reference on r: r lives
  * until its task has run, and the task frees the timer if nothing did.
@@ -212,9 +212,8 @@ static eddy_timer_t *timeout_take_timer(eddy_future_t *r)
   return timer;
 }
 
-static void timeout_run(struct eddy__task *task)
+void eddy__timeout_run(eddy_future_t *r)
 {
-  eddy_future_t *r = eddy_container_of(task, eddy_future_t, task);
   eddy_future_t *f = r->upstream;
 
   r->upstream = NULL;
@@ -255,16 +254,14 @@ eddy_future_t *eddy_with_timeout(eddy_future_t *f, double seconds)
 
   if (f == NULL)
     return NULL;
-  r = eddy__future_alloc(f->loop);
-  timer = r != NULL ? eddy_timer_new(f->loop, timeout_fired, r) : NULL;
+  r = eddy__future_alloc(eddy__future_loop(f), EDDY__TIMEOUT);
+  timer = r != NULL ? eddy_timer_new(eddy__future_loop(f), timeout_fired, r) : NULL;
   if (timer == NULL) {
     eddy_future_unref(r);
     eddy_future_unref(f);
     return NULL;
   }
-  r->kind = EDDY__TIMEOUT;
-  r->task.run = timeout_run;
-  eddy__future_wait_on(r, f);
+  eddy__future_wait_on(r, f, EDDY__RUN_TIMEOUT);
   rc = eddy_timer_start(timer, seconds, 0);
   if (rc < 0) { /* a NaN duration */
     eddy_timer_free(timer);
@@ -303,7 +300,7 @@ static void sleep_cancelled(eddy_future_t *r, void *unused)
 
 eddy_future_t *eddy_sleep(eddy_loop_t *loop, double seconds)
 {
-  eddy_future_t *r = eddy__future_alloc(loop);
+  eddy_future_t *r = eddy__future_alloc(loop, EDDY__PLAIN);
   eddy_timer_t *timer;
   int rc;
 

@@ -29,7 +29,7 @@ _Alignas(max_align_t) const char eddy_no_value_marker[] = "EDDY_NO_VALUE";
 /* Life cycle                                                                */
 /* ------------------------------------------------------------------------ */
 
-eddy_future_t *eddy__future_alloc(eddy_loop_t *loop)
+eddy_future_t *eddy__future_alloc(eddy_loop_t *loop, enum eddy__future_kind kind)
 {
   eddy_future_t *f;
 
@@ -40,7 +40,7 @@ eddy_future_t *eddy__future_alloc(eddy_loop_t *loop)
   f = malloc(sizeof *f);
   if (f == NULL)
     return NULL;
-  *f = (eddy_future_t){ .loop = loop, .refs = 1 };
+  *f = (eddy_future_t){ .refs = 1, .kind = kind, .loop_id = eddy__head(loop)->id };
   eddy__head(loop)->nfutures++;
   if (eddy__head(loop)->debug)
     eddy__debug_future_new(f);
@@ -61,9 +61,9 @@ static eddy_cancel_fn hook_of(const eddy_future_t *f, void **arg)
 /* Ends the pending part of @f, which the outcome is about to overwrite:
  * returns its waiter list (to queue once the outcome is in place) and
  * frees a step's hook record. */
-static struct eddy__task *unpend(eddy_future_t *f)
+static eddy__link_t unpend(eddy_future_t *f)
 {
-  struct eddy__task *waiters = f->waiters;
+  eddy__link_t waiters = f->waiters;
 
   /* Tested first: settling is the hot path of every hop, and a step
    * almost never has a hook (free(NULL) is still a call). */
@@ -74,14 +74,16 @@ static struct eddy__task *unpend(eddy_future_t *f)
 
 static void future_free(eddy_future_t *f)
 {
+  eddy_loop_t *loop = eddy__future_loop(f);
+
   /* A waiter list holds a reference on each waiter and `upstream` is only
    * set while this future sits in such a list, so neither can remain. */
   assert(f->upstream == NULL);
   if (f->state == EDDY_FUTURE_PENDING) {
-    assert(f->waiters == NULL);
+    assert(f->waiters == 0);
     unpend(f);
   }
-  if (eddy__head(f->loop)->debug)
+  if (eddy__head(loop)->debug)
     eddy__debug_future_free(f); /* may warn: it reads the outcome */
   if (f->is_shared)
     eddy_future_unref(f->shared); /* one level deep: never recursive */
@@ -89,7 +91,7 @@ static void future_free(eddy_future_t *f)
     f->value_free(f->value);
   else if (eddy__failed(f))
     free(f->message);
-  eddy__head(f->loop)->nfutures--;
+  eddy__head(loop)->nfutures--;
   free(f);
 }
 
@@ -108,13 +110,13 @@ void eddy_future_unref(eddy_future_t *f)
 
 eddy_future_t *eddy_future_new(eddy_loop_t *loop)
 {
-  return eddy__future_alloc(loop);
+  return eddy__future_alloc(loop, EDDY__PLAIN);
 }
 
 eddy_future_t *eddy_future_resolved(eddy_loop_t *loop, void *value,
                                     eddy_free_fn value_free)
 {
-  eddy_future_t *f = eddy__future_alloc(loop);
+  eddy_future_t *f = eddy__future_alloc(loop, EDDY__PLAIN);
 
   if (f == NULL) {
     /* The header promises the value is taken even on failure. */
@@ -135,43 +137,58 @@ eddy_future_t *eddy_future_stop(eddy_loop_t *loop)
 /* Waiting and settling                                                      */
 /* ------------------------------------------------------------------------ */
 
-void eddy__future_wait(eddy_future_t *f, struct eddy__task *task)
+void eddy__future_wait_link(eddy_future_t *f, eddy__link_t link)
 {
-  if (eddy__head(f->loop)->debug)
+  eddy_loop_t *loop = eddy__future_loop(f);
+
+  if (eddy__head(loop)->debug)
     eddy__debug_future_observed(f); /* whoever waits will see a rejection */
   if (f->state != EDDY_FUTURE_PENDING) {
     /* Already settled: still through the loop, never inline. */
-    eddy__loop_defer(f->loop, task);
+    eddy__loop_defer_link(loop, link);
     return;
   }
-  if (f->waiters == NULL) {
-    task->next = task;
+  if (f->waiters == 0) {
+    *eddy__link_next(link) = link;
   } else {
-    task->next = f->waiters->next;
-    f->waiters->next = task;
+    *eddy__link_next(link) = *eddy__link_next(f->waiters);
+    *eddy__link_next(f->waiters) = link;
   }
-  f->waiters = task;
+  f->waiters = link;
 }
 
-void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f)
+void eddy__future_wait(eddy_future_t *f, struct eddy__task *task)
+{
+  eddy__future_wait_link(f, (eddy__link_t)task);
+}
+
+void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f, enum eddy__runner runner)
 {
   d->upstream = f;
   d->refs++;
-  eddy__future_wait(f, &d->task);
+  eddy__future_wait_link(f, eddy__future_link(d, runner));
 }
+
+void (*const eddy__future_runners[8])(eddy_future_t *f) = {
+  [EDDY__RUN_STEP] = eddy__step_run,
+  [EDDY__RUN_DONE] = eddy__done_run,
+  [EDDY__RUN_REPEAT] = eddy__repeat_run,
+  [EDDY__RUN_TIMEOUT] = eddy__timeout_run,
+};
 
 /* Queues every waiter of the list @last (from unpend) in registration
  * order; their references move with them to the loop's queue. */
-static void queue_waiters(eddy_future_t *f, struct eddy__task *last)
+static void queue_waiters(eddy_future_t *f, eddy__link_t last)
 {
-  struct eddy__task *t, *next;
+  eddy__link_t l, next;
 
-  if (last == NULL)
+  if (last == 0)
     return;
-  for (t = last->next;; t = next) {
-    next = t->next; /* eddy__loop_defer reuses the link */
-    eddy__loop_defer(f->loop, t);
-    if (t == last)
+  eddy_loop_t *loop = eddy__future_loop(f);
+  for (l = *eddy__link_next(last);; l = next) {
+    next = *eddy__link_next(l); /* eddy__loop_defer_link reuses the link */
+    eddy__loop_defer_link(loop, l);
+    if (l == last)
       break;
   }
 }
@@ -179,7 +196,7 @@ static void queue_waiters(eddy_future_t *f, struct eddy__task *last)
 /* The outcome is in place (it overwrote the pending part, whose waiters
  * the caller took with unpend). A settled future has no hook to run. */
 static void settle(eddy_future_t *f, eddy_future_state_t state,
-                   struct eddy__task *waiters)
+                   eddy__link_t waiters)
 {
   f->state = (unsigned char)state;
   queue_waiters(f, waiters);
@@ -197,7 +214,7 @@ int eddy_future_resolve_bytes(eddy_future_t *f, void *data, size_t size,
     return EDDY_EUSAGE;
   if (f->state != EDDY_FUTURE_PENDING)
     return EDDY_ESETTLED;
-  struct eddy__task *waiters = unpend(f);
+  eddy__link_t waiters = unpend(f);
   f->value = data;
   f->size = size;
   f->value_free = data_free;
@@ -226,7 +243,7 @@ static int reject_va(eddy_future_t *f, int code, int cause, const char *fmt,
     if (asprintf(&msg, "%s: %s", eddy_strerror(code), eddy_strerror(cause)) < 0)
       msg = NULL;
   }
-  struct eddy__task *waiters = unpend(f);
+  eddy__link_t waiters = unpend(f);
   f->error = code;
   f->cause = cause;
   f->message = msg;
@@ -266,7 +283,7 @@ int eddy_future_reject_cause(eddy_future_t *f, int code, int cause,
 eddy_future_t *eddy_future_rejected(eddy_loop_t *loop, int code,
                                     const char *fmt, ...)
 {
-  eddy_future_t *f = eddy__future_alloc(loop);
+  eddy_future_t *f = eddy__future_alloc(loop, EDDY__PLAIN);
   va_list ap;
 
   if (f == NULL)
@@ -287,11 +304,11 @@ int eddy_future_settle_as(eddy_future_t *to, eddy_future_t *from)
     return EDDY_ESETTLED;
   if (from->state == EDDY_FUTURE_PENDING)
     return EDDY_EPENDING;
-  if (eddy__head(from->loop)->debug)
+  if (eddy__head(eddy__future_loop(from))->debug)
     eddy__debug_future_observed(from); /* its outcome lives on in `to` */
   /* Share with the owner of the outcome, not with `from`, so that a long
    * chain of pass-throughs never builds a chain of shared references. */
-  struct eddy__task *waiters = unpend(to);
+  eddy__link_t waiters = unpend(to);
   to->shared = eddy_future_ref((eddy_future_t *)eddy__outcome(from));
   to->is_shared = 1;
   settle(to, (eddy_future_state_t)from->state, waiters);
@@ -344,7 +361,7 @@ int eddy_future_cancel(eddy_future_t *f)
     void *hook_arg;
     eddy_cancel_fn hook = hook_of(f, &hook_arg);
     eddy_future_t *up = f->upstream;
-    struct eddy__task *waiters = unpend(f);
+    eddy__link_t waiters = unpend(f);
 
     f->state = EDDY_FUTURE_CANCELLED;
     f->error = EDDY_ECANCELLED;
@@ -374,7 +391,7 @@ int eddy_future_done(const eddy_future_t *f)
 
 eddy_loop_t *eddy_future_loop(const eddy_future_t *f)
 {
-  return f != NULL ? f->loop : NULL;
+  return f != NULL ? eddy__future_loop(f) : NULL;
 }
 
 void *eddy_future_value(const eddy_future_t *f)
@@ -410,7 +427,7 @@ void *eddy_future_take(eddy_future_t *f, size_t *size)
 /* Debug mode: reading a failure's details counts as having seen it. */
 static void observed(const eddy_future_t *f)
 {
-  if (eddy__head(f->loop)->debug)
+  if (eddy__head(eddy__future_loop(f))->debug)
     eddy__debug_future_observed(f);
 }
 

@@ -5,19 +5,20 @@
  * One struct serves every role: a plain promise, a then-step, an adopting
  * future, a hidden add_done node and a repeat driver. The role is `kind`;
  * what it waits on is `upstream`. Waiting costs no allocation: a future
- * waits through its embedded task, which sits in the awaited future's
+ * waits through its embedded node, which sits in the awaited future's
  * waiter list and moves to the loop's FIFO when that future settles (the
- * list is linked through task.next, free while the task is not queued).
+ * list is linked through `next`, free while the node is not queued); the
+ * loop then runs it by its link's tag, which says what its kind needs.
  *
  * References, who holds them (docs/ownership.md says the same for users):
  *   - every handle given out by the API;
- *   - a waiter list (then queued task) holds one on each future waiting in
- *     it, so a then-future runs even if its caller dropped it;
+ *   - a waiter list (then the loop's FIFO) holds one on each future
+ *     waiting in it, so a then-future runs even if its caller dropped it;
  *   - `upstream` holds one on the future waited on, so the source lives
  *     until the step has read it;
  *   - `shared` holds one on the future whose outcome this one reports.
  * The cycle upstream <-> waiter is broken when the upstream settles and the
- * task runs; a future nobody ever settles keeps its waiters alive, as a
+ * node runs; a future nobody ever settles keeps its waiters alive, as a
  * never-settled promise does everywhere.
  */
 #ifndef EDDY_FUTURE_INTERNAL_H
@@ -25,6 +26,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "eddy/future.h"
 #include "loop/loop_internal.h"
@@ -41,6 +43,7 @@ enum eddy__future_kind {
   EDDY__TIMEOUT,   /* eddy_with_timeout(); arg is the timer */
   EDDY__REPEAT     /* drives eddy_repeat(); upstream is the running step */
 };
+_Static_assert(EDDY__REPEAT < 16, "a future keeps its kind in 4 bits");
 
 union eddy__future_fn {
   eddy_then_fn then;
@@ -58,26 +61,30 @@ struct eddy__hook {
 
 /* The budget of struct eddy_future (tests/test_sizes.c pins it): three of
  * these are pending behind every idle connection of a read_until loop, and
- * 72 bytes is what fits an 80-byte malloc chunk on 64-bit glibc. */
-#define EDDY__FUTURE_BUDGET 72
+ * 56 bytes is what fits a 64-byte malloc chunk on 64-bit glibc. */
+#define EDDY__FUTURE_BUDGET 56
 
 struct eddy_future {
-  struct eddy__task task;   /* queued when upstream settles; run is per kind */
-  eddy_loop_t *loop;
+  /* Its node in a waiter list, then in the loop's FIFO, once upstream
+   * settles: first, so that the node's address is the future's. What runs
+   * it follows from `kind`, and the link's tag says which (see
+   * eddy__future_link), so it carries no function. */
+  eddy__link_t next;
   /* What this future waits on (owned), or NULL. Outside the union below:
-   * a step cancelled while it waits still holds it until its task runs. */
+   * a step cancelled while it waits still holds it until its node runs. */
   eddy_future_t *upstream;
   unsigned refs;
   unsigned char state;      /* eddy_future_state_t */
-  unsigned char kind;       /* enum eddy__future_kind */
-  unsigned char is_shared;  /* the outcome is read through `shared` */
+  unsigned char kind : 4;   /* enum eddy__future_kind */
+  unsigned char is_shared : 1; /* the outcome is read through `shared` */
+  uint16_t loop_id;         /* its loop in eddy__loops: eddy__future_loop() */
   /* The step's argument; sleep and with_timeout keep their timer here,
    * which outlives settling (a sleep settled by hand still owns it). */
   void *arg;
 
   /* What a pending future needs and what a settled one holds never live at
    * the same time, so they share storage: that is what keeps the object in
-   * 72 bytes. Settling takes the pending part out first (eddy__unpend in
+   * 56 bytes. Settling takes the pending part out first (eddy__unpend in
    * future.c); readers check the state before touching either.
    *
    * Settled: a future settled by eddy_future_settle_as() keeps only its
@@ -87,10 +94,10 @@ struct eddy_future {
    * error and no value, so they share storage too. */
   union {
     struct {                /* EDDY_FUTURE_PENDING (zero when made) */
-      /* The tasks waiting on this one: a circular FIFO reached through its
-       * last task (whose next is the first), so one pointer gives both
-       * ends. */
-      struct eddy__task *waiters;
+      /* The nodes waiting on this one: a circular FIFO reached through
+       * the link to its last (whose next is the first), so one word gives
+       * both ends. */
+      eddy__link_t waiters;
       union {
         struct {            /* steps: see eddy__has_step */
           union eddy__future_fn fn;
@@ -123,8 +130,29 @@ static inline int eddy__has_step(unsigned kind)
   return kind != EDDY__PLAIN && kind != EDDY__TIMEOUT;
 }
 
-/* A new pending future with one reference, or NULL (ENOMEM, NULL loop). */
-eddy_future_t *eddy__future_alloc(eddy_loop_t *loop);
+/* A new pending future of @kind with one reference, or NULL (ENOMEM,
+ * NULL loop). */
+eddy_future_t *eddy__future_alloc(eddy_loop_t *loop, enum eddy__future_kind kind);
+
+static inline eddy_loop_t *eddy__future_loop(const eddy_future_t *f)
+{
+  return eddy__loop_by_id(f->loop_id);
+}
+
+/* The tags of a future's link (loop_internal.h), by what runs it. */
+enum eddy__runner {
+  EDDY__RUN_STEP = 1, /* eddy__step_run: the then-steps, ADOPT */
+  EDDY__RUN_DONE,     /* eddy__done_run */
+  EDDY__RUN_REPEAT,   /* eddy__repeat_run */
+  EDDY__RUN_TIMEOUT   /* eddy__timeout_run */
+};
+
+/* The link that queues @f's own node, to be run by @runner: each maker
+ * knows which (a then-step that adopts keeps EDDY__RUN_STEP). */
+static inline eddy__link_t eddy__future_link(eddy_future_t *f, enum eddy__runner runner)
+{
+  return (eddy__link_t)f | (eddy__link_t)runner;
+}
 
 /*
  * Makes @task wait for @f: queued on the loop when f settles, after the
@@ -132,13 +160,22 @@ eddy_future_t *eddy__future_alloc(eddy_loop_t *loop);
  * caller's reference to whatever owns the task passes to the list.
  */
 void eddy__future_wait(eddy_future_t *f, struct eddy__task *task);
+/* The same for either kind of node, by its link. */
+void eddy__future_wait_link(eddy_future_t *f, eddy__link_t link);
 
 /*
- * Makes @d wait on @f through d's own task (d->task.run must be set):
- * d->upstream takes the caller's reference to f, and f's waiter list a new
- * one on d.
+ * Makes @d wait on @f through d's own node, run by @runner: d->upstream
+ * takes the caller's reference to f, and f's waiter list a new one on d.
  */
-void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f);
+void eddy__future_wait_on(eddy_future_t *d, eddy_future_t *f, enum eddy__runner runner);
+
+/* The runners, by tag (eddy__future_runners): chain.c's steps and
+ * add_done nodes, repeat.c's driver, combinators.c's with_timeout. Each
+ * takes over the reference the waiter list held on the future. */
+void eddy__step_run(eddy_future_t *d);
+void eddy__done_run(eddy_future_t *node);
+void eddy__repeat_run(eddy_future_t *r);
+void eddy__timeout_run(eddy_future_t *r);
 
 /* eddy_future_reject_cause() with a va_list. */
 int eddy__future_reject_va(eddy_future_t *f, int code, int cause,

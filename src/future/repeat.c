@@ -10,7 +10,7 @@
  * and the "naive recursion" line of bench/future_bench.c).
  *
  * Here the result r itself waits on the running step, through its own
- * task. When the step settles, repeat_run drops it and only then starts
+ * node. When the step settles, eddy__repeat_run drops it and only then starts
  * the next one, so at most one step future is alive at a time. Each
  * iteration is one hop through the loop's FIFO, even for steps that return
  * already-resolved futures, so the stack never grows and the loop's task
@@ -20,9 +20,8 @@
 
 #include "future/future_internal.h"
 
-static void repeat_run(struct eddy__task *task)
+void eddy__repeat_run(eddy_future_t *r)
 {
-  eddy_future_t *r = eddy_container_of(task, eddy_future_t, task);
   eddy_future_t *step = r->upstream;
 
   r->upstream = NULL;
@@ -62,7 +61,7 @@ static void repeat_run(struct eddy__task *task)
     return;
   }
   r->upstream = step;
-  eddy__future_wait(step, &r->task); /* r's task reference moves along */
+  eddy__future_wait_link(step, eddy__future_link(r, EDDY__RUN_REPEAT)); /* r's reference moves */
 }
 
 eddy_future_t *eddy_repeat(eddy_step_fn step, void *arg)
@@ -74,15 +73,13 @@ eddy_future_t *eddy_repeat(eddy_step_fn step, void *arg)
   first = step(arg); /* at once: its future tells us the loop */
   if (first == NULL || first == EDDY_NO_VALUE)
     return NULL;
-  r = eddy__future_alloc(first->loop);
+  r = eddy__future_alloc(eddy__future_loop(first), EDDY__REPEAT);
   if (r == NULL) {
     eddy_future_unref(first);
     return NULL;
   }
-  r->kind = EDDY__REPEAT;
   r->fn.step = step;
   r->arg = arg;
-  r->task.run = repeat_run;
-  eddy__future_wait_on(r, first);
+  eddy__future_wait_on(r, first, EDDY__RUN_REPEAT);
   return r;
 }

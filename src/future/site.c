@@ -11,7 +11,7 @@
 static eddy_future_t *at(eddy_future_t *f, const char *file, int line,
                          const char *func)
 {
-  if (f != NULL && f != EDDY_NO_VALUE && eddy__head(f->loop)->debug)
+  if (f != NULL && f != EDDY_NO_VALUE && eddy__head(eddy__future_loop(f))->debug)
     eddy__debug_future_site(f, file, line, func);
   return f;
 }

@@ -132,7 +132,7 @@ static void debug_free(struct eddy__debug *d)
 
 void eddy__debug_future_new(eddy_future_t *f)
 {
-  struct eddy__debug *d = f->loop->dbg;
+  struct eddy__debug *d = eddy__future_loop(f)->dbg;
   struct rec *r;
 
   if (d == NULL || (r = calloc(1, sizeof *r)) == NULL)
@@ -150,7 +150,7 @@ void eddy__debug_future_site(eddy_future_t *f, const char *file, int line,
   struct eddy__debug *d;
   struct rec *r;
 
-  if (f == NULL || f == EDDY_NO_VALUE || (d = f->loop->dbg) == NULL ||
+  if (f == NULL || f == EDDY_NO_VALUE || (d = eddy__future_loop(f)->dbg) == NULL ||
       (r = *find(d, f)) == NULL)
     return;
   r->file = file;
@@ -162,7 +162,7 @@ void eddy__debug_future_observed(const eddy_future_t *f)
 {
   struct rec *r;
 
-  if (f->loop->dbg != NULL && (r = *find(f->loop->dbg, f)) != NULL)
+  if (eddy__future_loop(f)->dbg != NULL && (r = *find(eddy__future_loop(f)->dbg, f)) != NULL)
     r->observed = 1;
 }
 
@@ -178,7 +178,7 @@ static const char *site_text(const struct rec *r, char *buf, size_t n)
 
 void eddy__debug_future_free(eddy_future_t *f)
 {
-  struct eddy__debug *d = f->loop->dbg;
+  struct eddy__debug *d = eddy__future_loop(f)->dbg;
   struct rec **p, *r;
   char site[512], cause[96] = "";
 
@@ -192,7 +192,7 @@ void eddy__debug_future_free(eddy_future_t *f)
     const eddy_future_t *o = eddy__outcome(f);
     if (o->cause != 0)
       snprintf(cause, sizeof cause, " (cause %s)", eddy_err_name(o->cause));
-    eddy__log(f->loop, EDDY_LOG_WARNING,
+    eddy__log(eddy__future_loop(f), EDDY_LOG_WARNING,
               "rejection never observed: %s %s%s (created at %s)",
               eddy_err_name(o->error), eddy_future_message(f), cause,
               site_text(r, site, sizeof site));
@@ -438,7 +438,7 @@ int eddy_loop_close(eddy_loop_t *loop)
     return EDDY_EUSAGE;
   if (loop->head.nfutures > 0 || loop->head.nstreams > 0 ||
       !eddy_list_empty(&loop->head.objs) || loop->heap.n > 0 ||
-      !eddy_list_empty(&loop->due) || loop->shead != NULL || loop->dhead != NULL ||
+      !eddy_list_empty(&loop->due) || loop->shead != NULL || loop->dhead != 0 ||
       user_handlers(loop))
     return -EBUSY;
   eddy_loop_free(loop);

@@ -117,22 +117,35 @@ int eddy_loop_add_handler(eddy_loop_t *loop, int fd, unsigned events,
   return 0;
 }
 
-size_t eddy__io_close_streams(eddy_loop_t *loop)
+size_t eddy__loop_each_stream(eddy_loop_t *loop, void (*fn)(void *stream, void *ctx),
+                              void *ctx)
 {
   size_t n = 0;
   int fd;
 
-  if (loop->head.close_stream == NULL)
-    return 0;
-  /* By index: closing removes the stream's handler, maybe others'. */
+  /* By index, the slot looked up each time: closing a stream removes its
+   * handler, maybe others', and a handler added meanwhile may grow the
+   * table. */
   for (fd = 0; fd < loop->nslots; fd++) {
     struct eddy__slot *s = &loop->slots[fd];
     if (s->active && s->kind == EDDY__FD_STREAM) {
-      loop->head.close_stream(s->arg);
+      fn(s->arg, ctx);
       n++;
     }
   }
   return n;
+}
+
+static void close_for_free(void *stream, void *loop)
+{
+  eddy__head(loop)->close_stream(stream);
+}
+
+size_t eddy__io_close_streams(eddy_loop_t *loop)
+{
+  if (loop->head.close_stream == NULL)
+    return 0;
+  return eddy__loop_each_stream(loop, close_for_free, loop);
 }
 
 void eddy__loop_set_fd_kind(eddy_loop_t *loop, int fd, enum eddy__fd_kind kind)

@@ -131,6 +131,15 @@ static eddy_loop_t *loop_new(const struct eddy__backend *be)
     errno = -rc;
     return NULL;
   }
+  rc = eddy__loop_register(loop);
+  if (rc < 0) {
+    eddy__wakeup_fini(loop);
+    be->fini(loop);
+    eddy__io_fini(loop);
+    free(loop);
+    errno = -rc;
+    return NULL;
+  }
   eddy__debug_from_env(loop);
   return loop;
 }
@@ -151,7 +160,7 @@ static void drain_deferred(eddy_loop_t *loop)
 {
   unsigned i;
 
-  for (i = 0; (loop->dhead != NULL || loop->phead != NULL) && i < FREE_DRAIN_MAX; i++) {
+  for (i = 0; (loop->dhead != 0 || loop->phead != NULL) && i < FREE_DRAIN_MAX; i++) {
     loop->budget = 1;
     eddy__loop_run_deferred(loop);
     end_pass(loop);
@@ -209,6 +218,7 @@ void eddy_loop_free(eddy_loop_t *loop)
   }
   loop->backend->fini(loop);
   eddy__io_fini(loop);
+  eddy__loop_unregister(loop);
   free(loop);
 }
 
@@ -231,31 +241,47 @@ void eddy_loop_stop(eddy_loop_t *loop)
 
 /* ---- deferred tasks and call_soon --------------------------------------- */
 
+void eddy__loop_defer_link(eddy_loop_t *loop, eddy__link_t link)
+{
+  *eddy__link_next(link) = 0;
+  *loop->dtail = link;
+  loop->dtail = eddy__link_next(link);
+}
+
 void eddy__loop_defer(eddy_loop_t *loop, struct eddy__task *task)
 {
   if (loop == NULL || task == NULL)
     return;
-  task->next = NULL;
-  *loop->dtail = task;
-  loop->dtail = &task->next;
+  eddy__loop_defer_link(loop, (eddy__link_t)task);
+}
+
+static void run_link(eddy__link_t l)
+{
+  eddy__link_t tag = l & EDDY__LINK_TAG;
+
+  if (tag != 0)
+    eddy__future_runners[tag]((eddy_future_t *)(void *)eddy__link_next(l));
+  else
+    ((struct eddy__task *)l)->run((struct eddy__task *)l);
 }
 
 void eddy__loop_run_deferred(eddy_loop_t *loop)
 {
-  struct eddy__task *t;
+  eddy__link_t l;
 
-  while ((t = loop->dhead) != NULL && loop->budget > 0) {
+  while ((l = loop->dhead) != 0 && loop->budget > 0) {
+    eddy__link_t *next = eddy__link_next(l);
     loop->budget--;
-    loop->dhead = t->next;
-    if (loop->dhead == NULL)
+    loop->dhead = *next;
+    if (loop->dhead == 0)
       loop->dtail = &loop->dhead;
-    t->next = NULL;
+    *next = 0;
     if (loop->head.debug) {
       int64_t t0 = eddy__debug_clock();
-      t->run(t);
-      eddy__debug_slow(loop, t0, "a deferred task (a future's callback)", t);
+      run_link(l);
+      eddy__debug_slow(loop, t0, "a deferred task (a future's callback)", next);
     } else {
-      t->run(t);
+      run_link(l);
     }
   }
 }
@@ -354,7 +380,7 @@ static int poll_timeout(eddy_loop_t *loop)
   int64_t next, wait;
 
   if (loop->stop || loop->nonblock || loop->shead != NULL ||
-      loop->dhead != NULL || loop->phead != NULL || loop->nfired > 0 ||
+      loop->dhead != 0 || loop->phead != NULL || loop->nfired > 0 ||
       (loop->until != NULL && eddy_future_done(loop->until)))
     return 0;
   next = eddy__timers_next(loop);
@@ -538,7 +564,7 @@ double eddy_loop_next_timeout(const eddy_loop_t *loop)
 
   if (loop == NULL)
     return -1;
-  if (loop->nonblock || loop->shead != NULL || loop->dhead != NULL ||
+  if (loop->nonblock || loop->shead != NULL || loop->dhead != 0 ||
       loop->phead != NULL || loop->nfired > 0 || loop->nchanges > 0 || !eddy_list_empty(&loop->due))
     return 0;
   next = eddy__timers_next(loop);

@@ -141,8 +141,8 @@ struct eddy_loop {
   int npidx;
   struct eddy__uring *uring; /* backend_uring.c's own state */
 
-  /* deferred tasks: an intrusive FIFO */
-  struct eddy__task *dhead, **dtail;
+  /* deferred tasks and futures: an intrusive FIFO of links */
+  eddy__link_t dhead, *dtail;
   unsigned budget;
 
   /* the end of the pass: a LIFO of nodes and what each gets */
@@ -183,6 +183,11 @@ struct eddy_loop {
 
 /* loop.c */
 void eddy__loop_run_deferred(eddy_loop_t *loop);
+
+/* registry.c: enters @loop (its head's id is set) or fails with -EMFILE
+ * when every id is taken; eddy_loop_free() leaves. */
+int eddy__loop_register(eddy_loop_t *loop);
+void eddy__loop_unregister(eddy_loop_t *loop);
 /* Runs eddy_loop_after_fork() if this is a forked child that has not yet:
  * for entry points that would otherwise change kernel state shared with
  * the parent (its epoll set, its signalfd) or use its threads. */

@@ -9,6 +9,8 @@
 #ifndef EDDY_LOOP_INTERNAL_H
 #define EDDY_LOOP_INTERNAL_H
 
+#include <stdint.h>
+
 #include "eddy/loop.h"
 #include "common/list.h"
 
@@ -25,6 +27,9 @@ struct eddy__loop_head {
   /* Set by the stream layer when it makes a stream on this loop:
    * eddy_loop_free() closes each stream it still watches with it. */
   void (*close_stream)(void *stream);
+  /* The loop's number in eddy__loops (registry.c): a future or a stream
+   * keeps this, two bytes, instead of a pointer. */
+  uint16_t id;
 };
 
 static inline struct eddy__loop_head *eddy__head(eddy_loop_t *loop)
@@ -55,10 +60,45 @@ enum eddy__fd_kind {
 /* Labels the handler of @fd (added just before); a no-op without one. */
 void eddy__loop_set_fd_kind(eddy_loop_t *loop, int fd, enum eddy__fd_kind kind);
 
+/* Calls @fn for the stream of each EDDY__FD_STREAM handler, in fd order:
+ * every open stream that has been used or linked to an owner is there
+ * (stream/close_watch.h), so a server finds its connections without a
+ * list through them. @fn may close the stream. @return how many. */
+size_t eddy__loop_each_stream(eddy_loop_t *loop, void (*fn)(void *stream, void *ctx),
+                              void *ctx);
+
+/*
+ * The loop's deferred FIFO and a future's waiter list link two kinds of
+ * node, each starting with the link to the node after it. A link is the
+ * node's address, its three low bits a tag: 0 for a task (below), which
+ * carries its run function, else a future's node, which does not (three
+ * futures wait behind every idle connection of a read loop, and those 8
+ * bytes each decide their malloc chunk): the tag, named by the code that
+ * made the future when it starts waiting, picks its run function from
+ * eddy__future_runners, so running either kind costs one indirect call.
+ */
+typedef uintptr_t eddy__link_t;
+#define EDDY__LINK_TAG ((eddy__link_t)7)
+
+/* For the tables the hot paths index: declared hidden, as they are
+ * defined (-fvisibility=hidden), a reference is PC-relative instead of
+ * a load through the GOT. */
+#define EDDY__HIDDEN __attribute__((visibility("hidden")))
+
+/* The link field of the node @link names (both kinds start with it). */
+static inline eddy__link_t *eddy__link_next(eddy__link_t link)
+{
+  return (eddy__link_t *)(link & ~EDDY__LINK_TAG);
+}
+
 struct eddy__task {
-  struct eddy__task *next;
+  eddy__link_t next;
   void (*run)(struct eddy__task *task);
 };
+
+/* Defined with the futures (src/future/future.c): what runs a future's
+ * node, by its link's tag (1 to 7). */
+extern EDDY__HIDDEN void (*const eddy__future_runners[8])(eddy_future_t *f);
 
 /*
  * Queues @task to run from the loop, after everything queued before it.
@@ -68,6 +108,22 @@ struct eddy__task {
  * A task must not be queued twice before it has run.
  */
 void eddy__loop_defer(eddy_loop_t *loop, struct eddy__task *task);
+/* The same for either kind of node, by its link. */
+void eddy__loop_defer_link(eddy_loop_t *loop, eddy__link_t link);
+
+/*
+ * Every live loop by its id (registry.c), so that what a loop owns in
+ * bulk can name it in two bytes. Id 0 is never given out. A loop is
+ * entered before eddy_loop_new() returns it and left when it is freed;
+ * reading a live loop's entry needs no lock (nothing else writes it).
+ */
+#define EDDY__LOOPS_MAX 65535
+extern EDDY__HIDDEN eddy_loop_t *eddy__loops[EDDY__LOOPS_MAX + 1];
+
+static inline eddy_loop_t *eddy__loop_by_id(unsigned id)
+{
+  return eddy__loops[id];
+}
 
 /*
  * The end of a pass: a stream with writes held back to leave together

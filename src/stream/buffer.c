@@ -24,10 +24,7 @@
 
 struct region_cache {
   int n;
-  struct {
-    char *data;
-    size_t cap;
-  } slot[CACHE_SLOTS];
+  struct eddy__bufhdr *slot[CACHE_SLOTS]; /* each at its region's end */
 };
 
 /*
@@ -64,86 +61,96 @@ void eddy__buf_cache_flush(void)
 {
   while (tcache.n > 0) {
     tcache.n--;
-    free(tcache.slot[tcache.n].data);
+    free(tcache.slot[tcache.n]->data);
   }
 }
 
-static char *region_get(size_t want, size_t *cap)
+/* A region of @cap usable bytes, its offsets zero; NULL on ENOMEM. */
+static struct eddy__bufhdr *region_new(size_t cap)
+{
+  char *p = malloc(eddy__buf_hdr_at(cap) + sizeof(struct eddy__bufhdr));
+  if (!p)
+    return NULL;
+  struct eddy__bufhdr *h = (struct eddy__bufhdr *)(void *)(p + eddy__buf_hdr_at(cap));
+  *h = (struct eddy__bufhdr){ .data = p, .cap = cap };
+  return h;
+}
+
+static struct eddy__bufhdr *region_get(size_t want)
 {
   for (int i = tcache.n - 1; i >= 0; i--) {
-    if (tcache.slot[i].cap >= want && tcache.slot[i].cap <= 4 * want + CACHE_MIN_CAP) {
-      char *p = tcache.slot[i].data;
-      *cap = tcache.slot[i].cap;
+    struct eddy__bufhdr *h = tcache.slot[i];
+    if (h->cap >= want && h->cap <= 4 * want + CACHE_MIN_CAP) {
       tcache.slot[i] = tcache.slot[--tcache.n];
-      return p;
+      h->start = h->end = 0;
+      return h;
     }
   }
-  char *p = malloc(want + 1);
-  if (p)
-    *cap = want;
-  return p;
+  return region_new(want);
 }
 
-static void region_put(char *data, size_t cap)
+static void region_put(struct eddy__bufhdr *h)
 {
-  if (cap >= CACHE_MIN_CAP && cap <= CACHE_MAX_CAP && tcache.n < CACHE_SLOTS) {
+  if (h->cap >= CACHE_MIN_CAP && h->cap <= CACHE_MAX_CAP && tcache.n < CACHE_SLOTS) {
     if (!tcache_registered) {
       /* First use on this thread: make sure thread exit empties it. The
        * value stays set until then, so this runs once per thread. */
       pthread_once(&cache_once, cache_key_init);
       tcache_registered = pthread_setspecific(cache_key, &tcache) == 0;
     }
-    tcache.slot[tcache.n].data = data;
-    tcache.slot[tcache.n].cap = cap;
-    tcache.n++;
+    tcache.slot[tcache.n++] = h;
     return;
   }
-  free(data);
+  free(h->data);
 }
 
 void eddy__buf_release(struct eddy__buf *b)
 {
-  if (b->data)
-    region_put(b->data, b->cap);
-  b->data = NULL;
-  b->start = b->end = b->cap = 0;
+  if (b->h)
+    region_put(b->h);
+  b->h = NULL;
 }
 
 int eddy__buf_reserve(struct eddy__buf *b, size_t want)
 {
   size_t len = eddy__buf_len(b);
+  struct eddy__bufhdr *h = b->h;
 
-  if (b->cap - b->end >= want)
+  if (eddy__buf_room(b) >= want)
     return 0;
   if (want > (size_t)-1 / 4 - len)
     return -ENOMEM;
-  if (!b->data) {
-    size_t cap;
-    char *p = region_get(want, &cap);
-    if (!p)
+  if (!h) {
+    h = region_get(want);
+    if (!h)
       return -ENOMEM;
-    b->data = p;
-    b->cap = cap;
-    b->start = b->end = 0;
+    b->h = h;
     return 0;
   }
+  char *data = h->data;
   /* Compacting is a memmove of the buffered bytes only; do it whenever the
    * space it frees is enough, so the region does not grow needlessly. */
-  if (b->start > 0) {
-    memmove(b->data, b->data + b->start, len);
-    b->start = 0;
-    b->end = len;
-    if (b->cap - len >= want)
+  if (h->start > 0) {
+    memmove(data, data + h->start, len);
+    h->start = 0;
+    h->end = len;
+    if (h->cap - len >= want)
       return 0;
   }
-  size_t ncap = b->cap * 2;
+  size_t ncap = h->cap * 2;
   if (ncap < len + want)
     ncap = len + want;
-  char *p = realloc(b->data, ncap + 1);
+  /* realloc keeps the old offsets where they were (inside the new
+   * region): they are read first and written at the new end after. */
+  struct eddy__bufhdr keep = *h;
+  char *p = realloc(data, eddy__buf_hdr_at(ncap) + sizeof *h);
   if (!p)
     return -ENOMEM;
-  b->data = p;
-  b->cap = ncap;
+  h = (struct eddy__bufhdr *)(void *)(p + eddy__buf_hdr_at(ncap));
+  *h = keep;
+  h->data = p;
+  h->cap = ncap;
+  b->h = h;
   return 0;
 }
 
@@ -155,7 +162,7 @@ int eddy__buf_append(struct eddy__buf *b, const void *p, size_t len)
   if (rc < 0)
     return rc;
   memcpy(eddy__buf_tail(b), p, len);
-  b->end += len;
+  b->h->end += len;
   return 0;
 }
 
@@ -163,9 +170,9 @@ int eddy__buf_prepend(struct eddy__buf *b, const void *p, size_t len)
 {
   if (len == 0)
     return 0;
-  if (b->data && b->start >= len) {
-    b->start -= len;
-    memcpy(b->data + b->start, p, len);
+  if (b->h && b->h->start >= len) {
+    b->h->start -= len;
+    memcpy(eddy__buf_head(b), p, len);
     return 0;
   }
   int rc = eddy__buf_reserve(b, len);
@@ -174,7 +181,7 @@ int eddy__buf_prepend(struct eddy__buf *b, const void *p, size_t len)
   char *h = eddy__buf_head(b);
   memmove(h + len, h, eddy__buf_len(b));
   memcpy(h, p, len);
-  b->end += len;
+  b->h->end += len;
   return 0;
 }
 
@@ -185,7 +192,7 @@ void eddy__buf_consume(struct eddy__buf *b, size_t n)
     eddy__buf_release(b);
     return;
   }
-  b->start += n;
+  b->h->start += n;
 }
 
 char *eddy__buf_take(struct eddy__buf *b, size_t n)
@@ -195,13 +202,13 @@ char *eddy__buf_take(struct eddy__buf *b, size_t n)
 
   if (n > len)
     n = len;
-  if (n > 0 && n == len && b->start == 0 && n >= b->cap / 2) {
+  if (n > 0 && n == len && b->h->start == 0 && n >= b->h->cap / 2) {
     /* Zero-copy handoff: the region becomes the result. The NUL goes in
-     * the spare byte every region has past cap. */
-    out = b->data;
+     * the spare byte every region has past cap; the offsets after it are
+     * the caller's bytes now. */
+    out = eddy__buf_data(b);
     out[n] = '\0';
-    b->data = NULL;
-    b->start = b->end = b->cap = 0;
+    b->h = NULL;
     return out;
   }
   out = malloc(n + 1);

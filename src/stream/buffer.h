@@ -6,11 +6,18 @@
  * boundaries, and because a result that takes the whole buffer can be
  * handed over without a copy.
  *
- *     data                start            end              cap
- *     |--- consumed -------|--- buffered ---|--- free --------|+1
- *
  * One byte past cap is always allocated so a NUL can be written after the
  * buffered bytes (read results are NUL-terminated, see stream.h).
+ *
+ * The offsets live in the region, at its end (past that byte, aligned),
+ * and the stream keeps a pointer to them: an idle stream holds no region,
+ * so the buffer costs it one pointer rather than four words. At the end,
+ * not at the front, because a result that takes a whole region hands it
+ * over as the pointer malloc gave (the caller frees it with free()); the
+ * offsets are then just bytes past the result's NUL.
+ *
+ *     data                start            end              cap  +1  pad  hdr
+ *     |--- consumed -------|--- buffered ---|--- free --------|---|----|----|
  *
  * An empty buffer holds no memory: eddy__buf_release() gives the region
  * back to a small per-thread cache, so idle streams cost nothing while a
@@ -23,37 +30,54 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct eddy__buf {
-  char *data;
+struct eddy__bufhdr {
+  char *data;   /* the region's first byte (what malloc gave): saves the
+                 * hot paths computing it back from cap */
   size_t start; /* first buffered byte */
   size_t end;   /* one past the last buffered byte */
-  size_t cap;   /* usable bytes (the allocation is cap + 1) */
+  size_t cap;   /* usable bytes (the region is cap + 1, then this) */
 };
 
-#define EDDY__BUF_INIT {NULL, 0, 0, 0}
+struct eddy__buf {
+  struct eddy__bufhdr *h; /* at the end of the region; NULL: none */
+};
+
+#define EDDY__BUF_INIT {NULL}
+
+/* Where a region of @cap usable bytes keeps its offsets. */
+static inline size_t eddy__buf_hdr_at(size_t cap)
+{
+  const size_t a = _Alignof(struct eddy__bufhdr);
+  return (cap + 1 + a - 1) & ~(a - 1);
+}
+
+/* The region's first byte (what malloc gave), or NULL for an empty
+ * buffer: NULL + 0 is undefined behaviour in C (UBSan's pointer-overflow),
+ * so neither end of an empty buffer is computed. */
+static inline char *eddy__buf_data(const struct eddy__buf *b)
+{
+  return b->h ? b->h->data : NULL;
+}
 
 static inline size_t eddy__buf_len(const struct eddy__buf *b)
 {
-  return b->end - b->start;
+  return b->h ? b->h->end - b->h->start : 0;
 }
 
-/* An empty buffer has no region (data NULL): NULL + 0 is undefined
- * behaviour in C (UBSan's pointer-overflow), so both ends of it are NULL
- * then rather than computed. */
 static inline char *eddy__buf_head(const struct eddy__buf *b)
 {
-  return b->data ? b->data + b->start : NULL;
+  return b->h ? b->h->data + b->h->start : NULL;
 }
 
 /* Free space after the buffered bytes. */
 static inline size_t eddy__buf_room(const struct eddy__buf *b)
 {
-  return b->cap - b->end;
+  return b->h ? b->h->cap - b->h->end : 0;
 }
 
 static inline char *eddy__buf_tail(const struct eddy__buf *b)
 {
-  return b->data ? b->data + b->end : NULL;
+  return b->h ? b->h->data + b->h->end : NULL;
 }
 
 /*
@@ -66,7 +90,8 @@ int eddy__buf_reserve(struct eddy__buf *b, size_t want);
 /* Records @n bytes written at eddy__buf_tail() (after a reserve). */
 static inline void eddy__buf_commit(struct eddy__buf *b, size_t n)
 {
-  b->end += n;
+  if (n > 0)
+    b->h->end += n;
 }
 
 /* Appends a copy of @len bytes. @return 0 or -ENOMEM. */

@@ -43,17 +43,19 @@ int eddy__stream_watch_close(eddy_stream_t *s, struct eddy__close_watch *w);
  * The owner is told synchronously, from the stream's close task after its
  * close callback and wait_closed futures (whose callbacks are only queued):
  * the stream is alive then, and the owner must not call back into it. The
- * rest of the link is the owner's: a list node, and a future it waits on
- * for the stream through the embedded task. The link lives as long as the
- * stream: an owner that keeps it in a list past the close holds a
- * reference on the stream for that.
+ * rest of the link is the owner's: a future it waits on for the stream
+ * through the embedded task. There is no list node: linking makes an open
+ * stream watch its socket (as eddy_stream_wait_closed() does), so until it
+ * closes the loop's fd table holds it, and an owner that must reach its
+ * open streams walks that (eddy__loop_each_stream) and compares the
+ * owner; the closed ones it only counts. The link lives as long as the
+ * stream.
  */
 struct eddy__stream_owner {
   void (*closed)(struct eddy__stream_owner *owner, eddy_stream_t *s);
 };
 
 struct eddy__stream_link {
-  struct eddy_list node;
   struct eddy__stream_owner *owner; /* NULL: none */
   eddy_future_t *waited;
   struct eddy__task task;

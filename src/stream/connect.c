@@ -32,7 +32,7 @@ static void connected(eddy_stream_t *s)
   s->state = EDDY__ST_OPEN;
   eddy_future_resolve(f, eddy_stream_ref(s), stream_value_free);
   eddy_future_unref(f);
-  if (s->filter && eddy__filter_begin(s) < 0)
+  if (eddy__filter_of(s) && eddy__filter_begin(s) < 0)
     goto out;
   s->write_waiting = 0;
   eddy__write_flush(s);
@@ -78,7 +78,7 @@ eddy_future_t *eddy_stream_connect(eddy_stream_t *s, const struct sockaddr *addr
   if (!eddy__stream_cold(s))
     return eddy__stream_rejected(s, -ENOMEM);
 
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (!f)
     return NULL;
   s->cold->connect_future = eddy_future_ref(f);
@@ -104,7 +104,7 @@ eddy_future_t *eddy_stream_connect(eddy_stream_t *s, const struct sockaddr *addr
   }
   /* EINTR on a non-blocking connect: it goes on in the background. */
   if (s->opt->connect_timeout > 0) {
-    s->cold->connect_deadline = eddy_loop_time(s->loop) + s->opt->connect_timeout;
+    s->cold->connect_deadline = eddy_loop_time(eddy__stream_loop(s)) + s->opt->connect_timeout;
     eddy__stream_arm_deadlines(s);
   }
   eddy__io_update(s);

@@ -60,7 +60,7 @@ int eddy__filter_fail(struct eddy__filter *f, int code, const char *fmt, ...)
 
 struct eddy__filter *eddy__stream_filter(const eddy_stream_t *s)
 {
-  return s ? s->filter : NULL;
+  return s ? eddy__filter_of(s) : NULL;
 }
 
 void eddy__filter_eof_seen(struct eddy__filter *f)
@@ -79,7 +79,7 @@ void eddy__filter_eof_seen(struct eddy__filter *f)
  */
 void eddy__filter_last_send(eddy_stream_t *s)
 {
-  struct eddy__buf *out = &s->filter->raw_out;
+  struct eddy__buf *out = &eddy__filter_of(s)->raw_out;
   size_t n = eddy__buf_len(out);
   if (n == 0 || s->state != EDDY__ST_OPEN || s->fd < 0)
     return;
@@ -89,7 +89,7 @@ void eddy__filter_last_send(eddy_stream_t *s)
     eddy__buf_consume(out, (size_t)r);
     eddy__stream_note_io(s);
   }
-  s->filter->last_words_left = eddy__buf_len(out) > 0 &&
+  eddy__filter_of(s)->last_words_left = eddy__buf_len(out) > 0 &&
                                (r > 0 || errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -98,7 +98,7 @@ void eddy__filter_last_send(eddy_stream_t *s)
 void eddy__filter_failed(eddy_stream_t *s, int rc)
 {
   eddy__filter_last_send(s);
-  eddy__stream_close(s, rc, s->filter->message);
+  eddy__stream_close(s, rc, eddy__filter_of(s)->message);
 }
 
 /*
@@ -109,7 +109,7 @@ void eddy__filter_failed(eddy_stream_t *s, int rc)
  */
 int eddy__filter_say_goodbye(eddy_stream_t *s)
 {
-  struct eddy__filter *f = s->filter;
+  struct eddy__filter *f = eddy__filter_of(s);
   if (!f || !s->filter_started || s->state != EDDY__ST_OPEN)
     return 0;
   if (!s->filter_closing && eddy__wq_empty(&s->wq)) {
@@ -122,10 +122,10 @@ int eddy__filter_say_goodbye(eddy_stream_t *s)
 
 void eddy__filter_free(eddy_stream_t *s)
 {
-  struct eddy__filter *f = s->filter;
+  struct eddy__filter *f = eddy__filter_of(s);
   if (!f)
     return;
-  s->filter = NULL;
+  s->cold->filter = NULL;
   if (f->ops->destroy)
     f->ops->destroy(f->ctx);
   eddy__buf_release(&f->raw_in);
@@ -138,7 +138,7 @@ void eddy__filter_free(eddy_stream_t *s)
  * a truncation. */
 void eddy__filter_eof(eddy_stream_t *s)
 {
-  struct eddy__filter *f = s->filter;
+  struct eddy__filter *f = eddy__filter_of(s);
   int rc = f->ops->eof ? f->ops->eof(f) : 0;
   if (rc < 0)
     eddy__filter_failed(s, rc);
@@ -154,7 +154,7 @@ void eddy__filter_eof(eddy_stream_t *s)
  * @return 0, or -1 if the stream closed. */
 int eddy__filter_input(eddy_stream_t *s)
 {
-  struct eddy__filter *f = s->filter;
+  struct eddy__filter *f = eddy__filter_of(s);
   int resume = f->holding;
   while ((eddy__buf_len(&f->raw_in) || resume) && !f->eof_seen) {
     resume = 0;
@@ -199,7 +199,7 @@ int eddy__filter_input(eddy_stream_t *s)
  */
 int eddy__filter_output(eddy_stream_t *s)
 {
-  struct eddy__filter *f = s->filter;
+  struct eddy__filter *f = eddy__filter_of(s);
   size_t total = 0;
 
   for (int rounds = 0;; rounds++) {
@@ -256,7 +256,7 @@ int eddy__filter_output(eddy_stream_t *s)
 /* Runs the filter's start hook once the transport is connected. */
 int eddy__filter_begin(eddy_stream_t *s)
 {
-  struct eddy__filter *f = s->filter;
+  struct eddy__filter *f = eddy__filter_of(s);
   if (s->filter_started)
     return 0;
   s->filter_started = 1;
@@ -283,20 +283,21 @@ int eddy__stream_start_filter(eddy_stream_t *s, const struct eddy__filter_ops *o
     return EDDY_EUSAGE;
   if (s->state == EDDY__ST_CLOSED)
     return EDDY_ECLOSED;
-  if (s->filter)
+  if (eddy__filter_of(s))
     return EDDY_EUSAGE;
   if (s->rd.kind != EDDY__RK_NONE || s->in_chunk_cb || !eddy__wq_empty(&s->wq) || eddy__wq_waiting(&s->wq) ||
       eddy__raw_out_len(s) || s->shut_requested)
     return EDDY_ENOTIDLE;
   if (eddy__buf_len(&s->rbuf) && !(flags & EDDY__FILTER_ADOPT_BUFFERED))
     return EDDY_ENOTIDLE;
-  struct eddy__filter *f = calloc(1, sizeof(*f));
+  /* The filter hangs off the cold part: both made before anything changes. */
+  struct eddy__filter *f = eddy__stream_cold(s) ? calloc(1, sizeof(*f)) : NULL;
   if (!f)
     return -ENOMEM;
   f->ops = ops;
   f->ctx = ctx;
   f->stream = s;
-  s->filter = f;
+  s->cold->filter = f;
   s->kernel_unread = 0; /* the filter reads whatever is there */
   if (eddy__buf_len(&s->rbuf)) {
     /* The peer's first records arrived behind the plaintext: they are the

@@ -25,7 +25,7 @@ static void resume_run(struct eddy__task *task)
 
   f->resume_queued = 0;
   if (s->state == EDDY__ST_OPEN)
-    eddy__io_handler(s->loop, s->fd, EDDY_READ, s);
+    eddy__io_handler(eddy__stream_loop(s), s->fd, EDDY_READ, s);
   eddy__stream_release(s);
 }
 
@@ -36,7 +36,7 @@ static void resume_run(struct eddy__task *task)
  */
 static void resume_if_held(eddy_stream_t *s)
 {
-  struct eddy__filter *f = s->filter;
+  struct eddy__filter *f = eddy__filter_of(s);
 
   if (!f || !f->holding || f->resume_queued || s->rd.kind == EDDY__RK_NONE ||
       s->in_chunk_cb || eddy__buf_len(&s->rbuf) >= s->opt->max_buffer_size)
@@ -44,7 +44,7 @@ static void resume_if_held(eddy_stream_t *s)
   f->resume_queued = 1;
   f->resume_task.run = resume_run;
   eddy__stream_hold(s);
-  eddy__loop_defer(s->loop, &f->resume_task);
+  eddy__loop_defer(eddy__stream_loop(s), &f->resume_task);
 }
 
 void eddy__io_update(eddy_stream_t *s)
@@ -60,7 +60,7 @@ void eddy__io_update(eddy_stream_t *s)
     if (s->can_read && !s->read_ended) {
       if (s->rd.kind != EDDY__RK_NONE)
         want |= EDDY_READ;
-      else if (s->filter && s->filter->want_read)
+      else if (eddy__filter_of(s) && eddy__filter_of(s)->want_read)
         want |= EDDY_READ;
       else if (s->watch_idle && eddy__buf_len(&s->rbuf) == 0 && !s->kernel_unread)
         want |= EDDY_READ; /* so a peer's close or reset is noticed */
@@ -75,8 +75,8 @@ void eddy__io_update(eddy_stream_t *s)
      * close it is still watched: its reader going away shows as an error. */
     if (!want && !(s->watch_idle && !s->can_read && s->state == EDDY__ST_OPEN))
       return;
-    int rc = eddy_loop_add_handler(s->loop, s->fd, want, eddy__io_handler, s);
-    eddy__loop_set_fd_kind(s->loop, s->fd, EDDY__FD_STREAM);
+    int rc = eddy_loop_add_handler(eddy__stream_loop(s), s->fd, want, eddy__io_handler, s);
+    eddy__loop_set_fd_kind(eddy__stream_loop(s), s->fd, EDDY__FD_STREAM);
     if (rc < 0) {
       eddy__stream_close(s, rc, "cannot watch the file descriptor");
       return;
@@ -87,7 +87,7 @@ void eddy__io_update(eddy_stream_t *s)
     return;
   }
   if (want != s->interest) {
-    eddy_loop_update_handler(s->loop, s->fd, want);
+    eddy_loop_update_handler(eddy__stream_loop(s), s->fd, want);
     s->interest = want;
   }
 }
@@ -97,13 +97,13 @@ static void read_failed(eddy_stream_t *s, int e)
   /* A pipe whose writer went away may read as EBADF on some systems
    * (Tornado's PipeIOStream): a close, not worth a warning. */
   if (!eddy__is_reset(e) && !(s->is_pipe && e == EBADF))
-    eddy__log(s->loop, EDDY_LOG_WARNING, "Read error on fd %d: %s", s->fd, strerror(e));
+    eddy__log(eddy__stream_loop(s), EDDY_LOG_WARNING, "Read error on fd %d: %s", s->fd, strerror(e));
   eddy__stream_close(s, -e, NULL);
 }
 
 static void read_eof(eddy_stream_t *s)
 {
-  if (s->filter)
+  if (eddy__filter_of(s))
     eddy__filter_eof(s);
   else if (!eddy__stream_read_end(s))
     eddy__stream_close(s, 0, NULL);
@@ -153,9 +153,9 @@ void eddy__io_drain_before_close(eddy_stream_t *s)
 {
   ssize_t r;
 
-  if (s->fd < 0 || s->is_pipe || !(s->kernel_unread || s->filter))
+  if (s->fd < 0 || s->is_pipe || !(s->kernel_unread || eddy__filter_of(s)))
     return;
-  if (!s->filter) {
+  if (!eddy__filter_of(s)) {
     size_t have = eddy__buf_len(&s->rbuf), ask = s->opt->read_chunk_size;
     s->kernel_unread = 0;
     if (have >= s->opt->max_buffer_size)
@@ -216,7 +216,7 @@ static int held_overflow(eddy_stream_t *s)
 {
   int kind = s->rd.kind;
 
-  if (!s->filter || !s->filter->holding || s->state != EDDY__ST_OPEN ||
+  if (!eddy__filter_of(s) || !eddy__filter_of(s)->holding || s->state != EDDY__ST_OPEN ||
       eddy__buf_len(&s->rbuf) < s->opt->max_buffer_size || kind == EDDY__RK_NONE ||
       kind == EDDY__RK_BYTES_CHUNKED || kind == EDDY__RK_CLOSE_CHUNKED)
     return 0;
@@ -224,7 +224,7 @@ static int held_overflow(eddy_stream_t *s)
   if (r > 0)
     return 0;
   if (r == 0) {
-    eddy__log(s->loop, EDDY_LOG_ERROR, "Reached maximum read buffer size");
+    eddy__log(eddy__stream_loop(s), EDDY_LOG_ERROR, "Reached maximum read buffer size");
     eddy__stream_close(s, EDDY_EBUFFERFULL, NULL);
   }
   return 1;
@@ -255,7 +255,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
     size_t ask;
     int err;
 
-    if (rd->kind == EDDY__RK_INTO && !s->filter && have == 0) {
+    if (rd->kind == EDDY__RK_INTO && !eddy__filter_of(s) && have == 0) {
       /* Zero-copy: the bytes land where the caller wants them. */
       ask = rd->n - rd->done;
       r = sys_read(s, rd->into + rd->done, ask);
@@ -273,7 +273,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
     } else {
       if (rd->kind != EDDY__RK_NONE && have >= eddy__read_target(s))
         break; /* R6: the read could be satisfied; take no more */
-      if (s->filter && s->filter->holding &&
+      if (eddy__filter_of(s) && eddy__filter_of(s)->holding &&
           (have < s->opt->max_buffer_size || rd->kind != EDDY__RK_NONE)) {
         /* What the filter kept back comes before the kernel's bytes,
          * which stay there meanwhile (R6). An idle stream with a full
@@ -287,7 +287,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
         }
         total += eddy__buf_len(&s->rbuf) - have;
       } else {
-        struct eddy__buf *into = s->filter ? &s->filter->raw_in : &s->rbuf;
+        struct eddy__buf *into = eddy__filter_of(s) ? &eddy__filter_of(s)->raw_in : &s->rbuf;
         ask = s->opt->read_chunk_size;
         if (eddy__buf_reserve(into, ask) < 0) {
           eddy__stream_close(s, -ENOMEM, NULL);
@@ -305,10 +305,10 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
         eddy__stream_note_io(s);
         if ((size_t)r < ask)
           s->read_drained = 1;
-        if (s->filter && eddy__filter_input(s) < 0)
+        if (eddy__filter_of(s) && eddy__filter_input(s) < 0)
           return -1;
         if (eddy__buf_len(&s->rbuf) > s->opt->max_buffer_size) {
-          eddy__log(s->loop, EDDY_LOG_ERROR, "Reached maximum read buffer size");
+          eddy__log(eddy__stream_loop(s), EDDY_LOG_ERROR, "Reached maximum read buffer size");
           eddy__stream_close(s, EDDY_EBUFFERFULL, NULL);
           return -1;
         }
@@ -321,7 +321,7 @@ int eddy__io_fill(eddy_stream_t *s, int bounded)
       /* A short read means the kernel is empty, but not input the filter
        * still holds. */
       if (eddy__read_try(s, 0, 0) != 0 ||
-          (s->read_drained && !(s->filter && s->filter->holding)))
+          (s->read_drained && !(eddy__filter_of(s) && eddy__filter_of(s)->holding)))
         break;
       goto next;
     }
@@ -363,7 +363,7 @@ static void handle_read(eddy_stream_t *s, unsigned events)
     }
     return;
   }
-  if (s->rd.kind == EDDY__RK_NONE && !(s->filter && s->filter->want_read)) {
+  if (s->rd.kind == EDDY__RK_NONE && !(eddy__filter_of(s) && eddy__filter_of(s)->want_read)) {
     /* Idle: look for EOF/RST promptly -- a plain socket peeks, a pipe or
      * a filter (TLS post-handshake records, close_notify) reads one
      * chunk. With input already buffered (here or in the kernel), only on
@@ -371,7 +371,7 @@ static void handle_read(eddy_stream_t *s, unsigned events)
      * (level-triggered): that read finds the RST or the EOF. */
     if ((eddy__buf_len(&s->rbuf) > 0 || s->kernel_unread) && !(events & EDDY_ERROR))
       return;
-    if (!s->filter && !s->is_pipe && !(events & EDDY_ERROR))
+    if (!eddy__filter_of(s) && !s->is_pipe && !(events & EDDY_ERROR))
       idle_peek(s);
     else
       eddy__io_fill(s, 1);

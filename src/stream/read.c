@@ -94,7 +94,7 @@ static void unsatisfiable(eddy_stream_t *s)
 {
   if (s->state == EDDY__ST_CLOSED || s->read_ended)
     return; /* R9 at the end: the caller fails the read */
-  eddy__log(s->loop, EDDY_LOG_INFO,
+  eddy__log(eddy__stream_loop(s), EDDY_LOG_INFO,
             "Unsatisfiable read, closing connection: %s not found within %zu bytes",
             s->rd.kind == EDDY__RK_REGEX ? "regex" : "delimiter", s->rd.max_bytes);
   eddy__stream_close(s, EDDY_EUNSATISFIABLE, NULL);
@@ -254,7 +254,7 @@ int eddy__read_try(eddy_stream_t *s, int from_loop, int force)
       s->chunk_queued = 1;
       s->cold->chunk_task.run = chunk_task_run; /* made by read_chunked */
       eddy__stream_hold(s);
-      eddy__loop_defer(s->loop, &s->cold->chunk_task);
+      eddy__loop_defer(eddy__stream_loop(s), &s->cold->chunk_task);
     }
     return 0;
 
@@ -374,7 +374,7 @@ static int read_admit(eddy_stream_t *s, int bad_args, eddy_future_t **out)
 static eddy_future_t *read_nothing(eddy_stream_t *s, int bytes)
 {
   char *empty = bytes ? calloc(1, 1) : NULL;
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (f)
     eddy_future_resolve_bytes(f, empty, 0, empty ? free : NULL);
   else
@@ -385,7 +385,7 @@ static eddy_future_t *read_nothing(eddy_stream_t *s, int bytes)
 /* Runs the op set up in s->rd (kind and parameters): see the top. */
 static eddy_future_t *read_go(eddy_stream_t *s)
 {
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (!f) {
     op_reset(s);
     return NULL;
@@ -403,7 +403,7 @@ static eddy_future_t *read_go(eddy_stream_t *s)
       if (!s->chunk_queued)
         eddy__read_on_close(s);
     } else if (s->state == EDDY__ST_OPEN && !chunked && !s->pass_queued &&
-               (!s->read_drained || (s->filter && s->filter->holding))) {
+               (!s->read_drained || (eddy__filter_of(s) && eddy__filter_of(s)->holding))) {
       /* R4: one inline attempt before involving the loop. Skipped when the
        * last read already found the kernel empty (the loop will say when
        * that changes, and the echo hot path saves a recv per message),
@@ -415,7 +415,7 @@ static eddy_future_t *read_go(eddy_stream_t *s)
     }
     if (s->rd.kind != EDDY__RK_NONE && s->state != EDDY__ST_CLOSED) {
       if (s->opt->read_timeout > 0) {
-        s->cold->read_deadline = eddy_loop_time(s->loop) + s->opt->read_timeout;
+        s->cold->read_deadline = eddy_loop_time(eddy__stream_loop(s)) + s->opt->read_timeout;
         eddy__stream_arm_deadlines(s);
       }
     }
@@ -442,7 +442,9 @@ eddy_future_t *eddy_stream_read_until(eddy_stream_t *s, const void *delimiter,
                                       size_t delimiter_len, size_t max_bytes)
 {
   eddy_future_t *f;
-  if (!read_admit(s, !delimiter || delimiter_len == 0, &f))
+  /* A delimiter past 4 GiB could never fit the buffer anyway: its length
+   * is kept in 32 bits (stream_internal.h). */
+  if (!read_admit(s, !delimiter || delimiter_len == 0 || delimiter_len > UINT32_MAX, &f))
     return f;
   char *d = s->rd.dsmall;
   if (delimiter_len > sizeof(s->rd.dsmall) && !(d = malloc(delimiter_len)))
@@ -451,7 +453,7 @@ eddy_future_t *eddy_stream_read_until(eddy_stream_t *s, const void *delimiter,
   s->rd.kind = EDDY__RK_UNTIL;
   if (d != s->rd.dsmall)
     s->rd.dheap = d;
-  s->rd.dlen = delimiter_len;
+  s->rd.dlen = (uint32_t)delimiter_len;
   s->rd.max_bytes = max_bytes;
   return read_go(s);
 }
@@ -470,7 +472,7 @@ eddy_future_t *eddy_stream_read_until_regex(eddy_stream_t *s, const char *patter
     char msg[128];
     regerror(rc, re, msg, sizeof(msg));
     free(re);
-    f = eddy_future_new(s->loop);
+    f = eddy_future_new(eddy__stream_loop(s));
     if (f)
       eddy_future_reject(f, EDDY_EREGEX, "invalid regular expression: %s", msg);
     return f;
@@ -501,7 +503,7 @@ static eddy_future_t *read_chunked(eddy_stream_t *s, int kind, size_t n, eddy_ch
     return read_nothing(s, 0);
   if (!eddy__stream_cold(s)) /* its chunk_task may be needed */
     return eddy__stream_rejected(s, -ENOMEM);
-  s->rd.kind = kind;
+  s->rd.kind = (unsigned char)kind;
   s->rd.n = n;
   s->rd.fn = fn;
   s->rd.arg = arg;

@@ -141,7 +141,7 @@ eddy_stream_t *eddy__stream_alloc(eddy_loop_t *loop, int fd, int is_pipe,
     err = ENOMEM;
     goto fail;
   }
-  s->loop = loop;
+  s->loop_id = eddy__head(loop)->id;
   s->fd = fd;
   s->refs = 1;
   eddy__head(loop)->nstreams++;
@@ -194,7 +194,7 @@ static void closers_resolve(eddy_stream_t *s)
     struct eddy__close_watch *w = s->cold->watches;
     s->cold->watches = w->next;
     w->stream = NULL;
-    eddy__loop_defer(s->loop, &w->task);
+    eddy__loop_defer(eddy__stream_loop(s), &w->task);
   }
   if (s->link.owner && !s->owner_told) {
     s->owner_told = 1;
@@ -216,7 +216,7 @@ static void stream_free(eddy_stream_t *s)
   }
   if (s->opt != &default_options)
     free((void *)s->opt);
-  eddy__head(s->loop)->nstreams--;
+  eddy__head(eddy__stream_loop(s))->nstreams--;
   free(s);
 }
 
@@ -261,7 +261,7 @@ static void reject_closed(eddy_stream_t *s, eddy_future_t *f)
 
 eddy_future_t *eddy__stream_rejected(eddy_stream_t *s, int code)
 {
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (!f)
     return NULL;
   if (code == EDDY_ECLOSED)
@@ -305,15 +305,15 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
   /* The handler goes before the fd: the loop must never watch a closed
    * (and possibly already reused) descriptor. */
   if (s->registered)
-    eddy_loop_remove_handler(s->loop, s->fd);
+    eddy_loop_remove_handler(eddy__stream_loop(s), s->fd);
   s->registered = 0;
   s->interest = 0;
   if (was_open)
     eddy__io_drain_before_close(s); /* a FIN, not a RST */
-  if (s->fd >= 0 && s->filter && s->filter->last_words_left && !s->is_pipe &&
-      eddy__buf_len(&s->filter->raw_out) <= LAST_WORDS_MAX &&
-      eddy__loop_linger(s->loop, s->fd, eddy__buf_head(&s->filter->raw_out),
-                        eddy__buf_len(&s->filter->raw_out), LAST_WORDS_SECONDS) == 0)
+  if (s->fd >= 0 && eddy__filter_of(s) && eddy__filter_of(s)->last_words_left && !s->is_pipe &&
+      eddy__buf_len(&eddy__filter_of(s)->raw_out) <= LAST_WORDS_MAX &&
+      eddy__loop_linger(eddy__stream_loop(s), s->fd, eddy__buf_head(&eddy__filter_of(s)->raw_out),
+                        eddy__buf_len(&eddy__filter_of(s)->raw_out), LAST_WORDS_SECONDS) == 0)
     s->fd = -1; /* the loop sends the rest of the last words, then closes it */
   if (s->fd >= 0)
     close(s->fd);
@@ -332,14 +332,14 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
   }
   eddy__read_on_close(s);
   eddy__write_fail_all(s);
-  if (s->filter && s->filter->ops->closed)
-    s->filter->ops->closed(s->filter, s->error);
+  if (eddy__filter_of(s) && eddy__filter_of(s)->ops->closed)
+    eddy__filter_of(s)->ops->closed(eddy__filter_of(s), s->error);
   if (s->close_phase == 0) {
     s->close_phase = 1;
     if (s->rd.kind == EDDY__RK_BYTES_CHUNKED || s->rd.kind == EDDY__RK_CLOSE_CHUNKED)
       s->close_phase = 3; /* chunks still to hand over, from the task */
     eddy__stream_hold(s);
-    eddy__loop_defer(s->loop, &s->close_task);
+    eddy__loop_defer(eddy__stream_loop(s), &s->close_task);
   }
   eddy__stream_release(s);
 }
@@ -356,7 +356,7 @@ static void close_task_run(struct eddy__task *task)
     eddy__read_deliver_chunks(s);
     eddy__read_on_close(s);
     s->close_phase = 1;
-    eddy__loop_defer(s->loop, &s->close_task);
+    eddy__loop_defer(eddy__stream_loop(s), &s->close_task);
     return;
   }
   eddy_close_fn fn = s->close_fn;
@@ -387,7 +387,7 @@ void eddy__stream_close_local(eddy_stream_t *s)
   if (s->state == EDDY__ST_CLOSED)
     return;
   eddy__write_flush_held(s);
-  if (s->filter) {
+  if (eddy__filter_of(s)) {
     eddy__filter_say_goodbye(s);
     eddy__filter_last_send(s);
   }
@@ -458,7 +458,7 @@ void eddy_stream_set_close_callback(eddy_stream_t *s, eddy_close_fn fn, void *ar
       eddy__stream_hold(s);
       /* The close task has run for good: its task is free to reuse. */
       s->close_task.run = late_task_run;
-      eddy__loop_defer(s->loop, &s->close_task);
+      eddy__loop_defer(eddy__stream_loop(s), &s->close_task);
     }
     return;
   }
@@ -470,7 +470,7 @@ int eddy__stream_watch_close(eddy_stream_t *s, struct eddy__close_watch *w)
 {
   if (s->close_phase == 2) {
     w->stream = NULL;
-    eddy__loop_defer(s->loop, &w->task);
+    eddy__loop_defer(eddy__stream_loop(s), &w->task);
     return 0;
   }
   if (!eddy__stream_cold(s))
@@ -492,6 +492,8 @@ int eddy__stream_set_owner(eddy_stream_t *s, struct eddy__stream_owner *owner)
     s->owner_told = 1;
     return 1;
   }
+  /* Watching puts an open stream in the loop's fd table (or closes it, if
+   * the loop cannot take it), where the owner finds it: close_watch.h. */
   watch_idle(s);
   return 0;
 }
@@ -539,7 +541,7 @@ eddy_future_t *eddy_stream_wait_closed(eddy_stream_t *s)
     errno = EINVAL;
     return NULL;
   }
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (!f)
     return NULL;
   if (s->close_phase == 2) {
@@ -600,7 +602,7 @@ int eddy_stream_fd(const eddy_stream_t *s)
 
 eddy_loop_t *eddy_stream_loop(const eddy_stream_t *s)
 {
-  return s ? s->loop : NULL;
+  return s ? eddy__stream_loop(s) : NULL;
 }
 
 size_t eddy_stream_read_buffer_size(const eddy_stream_t *s)
@@ -689,7 +691,7 @@ static void deadline_fired(void *arg)
 {
   eddy_stream_t *s = arg;
   struct eddy__stream_cold *c = s->cold; /* the timer is in it */
-  double now = eddy_loop_time(s->loop) + 1e-6;
+  double now = eddy_loop_time(eddy__stream_loop(s)) + 1e-6;
   const char *what = NULL;
 
   c->timer_at = 0;
@@ -720,7 +722,7 @@ void eddy__stream_arm_deadlines(eddy_stream_t *s)
   if (d == 0 || (c->timer_at > 0 && c->timer_at <= d))
     return;
   if (!c->timer) {
-    c->timer = eddy_timer_new(s->loop, deadline_fired, s);
+    c->timer = eddy_timer_new(eddy__stream_loop(s), deadline_fired, s);
     if (!c->timer)
       return; /* ENOMEM: the deadline is lost, the stream works on */
   }
@@ -731,5 +733,5 @@ void eddy__stream_arm_deadlines(eddy_stream_t *s)
 void eddy__stream_note_io(eddy_stream_t *s)
 {
   if (s->opt->idle_timeout > 0)
-    s->cold->last_io = eddy_loop_time(s->loop); /* made with the stream */
+    s->cold->last_io = eddy_loop_time(eddy__stream_loop(s)); /* made with the stream */
 }

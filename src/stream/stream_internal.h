@@ -45,16 +45,18 @@ enum eddy__state {
 };
 
 /* The one pending read. What only some kinds use shares storage: an idle
- * stream carries this for every connection, so it is kept small. */
+ * stream carries this for every connection, so it is kept small (48
+ * bytes: the kind, the partial flag and the delimiter's length share the
+ * first word). */
 struct eddy__read_op {
-  int kind;
-  int partial;
+  unsigned char kind;    /* enum eddy__read_kind */
+  unsigned char partial;
+  uint32_t dlen;         /* UNTIL: the delimiter's length (read_until caps it) */
   eddy_future_t *future; /* the stream's reference */
   size_t n;              /* bytes wanted (BYTES, INTO), left (BYTES_CHUNKED) */
   size_t max_bytes;      /* UNTIL/REGEX limit, 0 for none */
   union {
     struct {               /* UNTIL */
-      size_t dlen;
       size_t scan_from;    /* where the next search starts */
       /* Line and header ends ("\n", "\r\n\r\n") are kept inline; a
        * longer delimiter costs an allocation, once per read. Which one
@@ -95,6 +97,9 @@ struct eddy__waiter {
  * fails with -ENOMEM, before changing anything, when it cannot be made. */
 struct eddy__stream_cold {
   eddy_stream_t *stream;        /* the owner, for chunk_task */
+  /* With its raw buffers; NULL: plain. Cold because a plain stream never
+   * has one, and checking costs it the same one load (of `cold`). */
+  struct eddy__filter *filter;
   eddy_future_t *connect_future;
   eddy_future_t *shutdown_future;
   struct eddy__waiter *closers; /* wait_closed futures, one per call */
@@ -115,15 +120,16 @@ struct eddy__stream_cold {
 };
 
 /* The budget of struct eddy_stream on 64-bit (tests/test_sizes.c pins it):
- * every idle connection holds one. */
-#define EDDY__STREAM_BUDGET 280
+ * every idle connection holds one, and 216 bytes is what fits a 224-byte
+ * malloc chunk on 64-bit glibc. */
+#define EDDY__STREAM_BUDGET 216
 
 struct eddy_stream {
-  eddy_loop_t *loop;
   int fd;
   unsigned refs;
   unsigned char state;
   unsigned char interest; /* what the loop was last asked for */
+  uint16_t loop_id;       /* its loop in eddy__loops: eddy__stream_loop() */
 
   unsigned is_pipe : 1;
   unsigned can_read : 1;  /* pipes: the fd was opened for reading */
@@ -175,9 +181,19 @@ struct eddy_stream {
   struct eddy__pass_node pass_link; /* on the loop's end-of-pass list */
   int error;              /* why it closed (0: clean); error_msg says more */
 
-  struct eddy__filter *filter; /* with its raw buffers; NULL: plain */
   struct eddy__stream_cold *cold; /* NULL until first needed */
 };
+
+static inline eddy_loop_t *eddy__stream_loop(const eddy_stream_t *s)
+{
+  return eddy__loop_by_id(s->loop_id);
+}
+
+/* The TLS (or test) filter under @s, or NULL: plain. */
+static inline struct eddy__filter *eddy__filter_of(const eddy_stream_t *s)
+{
+  return s->cold ? s->cold->filter : NULL;
+}
 
 /* The cold part, made now if it was not; NULL on ENOMEM. */
 struct eddy__stream_cold *eddy__stream_cold(eddy_stream_t *s);
@@ -191,7 +207,7 @@ static inline const char *eddy__stream_error_msg(const eddy_stream_t *s)
 /* Encoded bytes the filter has produced and the fd has not taken yet. */
 static inline size_t eddy__raw_out_len(const eddy_stream_t *s)
 {
-  return s->filter ? eddy__buf_len(&s->filter->raw_out) : 0;
+  return eddy__filter_of(s) ? eddy__buf_len(&s->cold->filter->raw_out) : 0;
 }
 
 /* How many bytes of work one readiness event may do per direction. */

@@ -15,7 +15,8 @@
  * So a filter never sees a socket, never blocks and never gets EAGAIN: a
  * memory sink always accepts, and "need more input" simply means decode
  * consumed what it could and produced nothing yet. The plain path pays one
- * NULL check (s->filter) per read and per flush.
+ * NULL check (eddy__filter_of(): the cold part's pointer) per read
+ * and per flush.
  *
  * Reads. Every read kind works unchanged: they are satisfied from the read
  * buffer, which decode appends to (read_into copies out of it instead of

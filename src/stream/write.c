@@ -38,12 +38,12 @@ void eddy__write_failed(eddy_stream_t *s, int e)
    * no plaintext of ours unsent, what it refused was only the protocol's
    * own records (our close_notify, late session tickets): the end is
    * still orderly. */
-  if (s->filter && s->filter->eof_seen && eddy__wq_empty(&s->wq) && eddy__is_reset(e)) {
+  if (eddy__filter_of(s) && eddy__filter_of(s)->eof_seen && eddy__wq_empty(&s->wq) && eddy__is_reset(e)) {
     eddy__stream_close(s, 0, NULL);
     return;
   }
   if (!eddy__is_reset(e))
-    eddy__log(s->loop, EDDY_LOG_WARNING, "Write error on fd %d: %s", s->fd, strerror(e));
+    eddy__log(eddy__stream_loop(s), EDDY_LOG_WARNING, "Write error on fd %d: %s", s->fd, strerror(e));
   eddy__stream_close(s, -e, NULL);
 }
 
@@ -203,10 +203,10 @@ static void maybe_shutdown(eddy_stream_t *s)
 {
   if (!s->shut_requested || s->write_shut || s->state != EDDY__ST_OPEN || !eddy__wq_empty(&s->wq))
     return;
-  if (s->filter && s->filter_started && !s->filter_closing) {
+  if (eddy__filter_of(s) && s->filter_started && !s->filter_closing) {
     s->filter_closing = 1;
-    if (s->filter->ops->shutdown) {
-      int rc = s->filter->ops->shutdown(s->filter);
+    if (eddy__filter_of(s)->ops->shutdown) {
+      int rc = eddy__filter_of(s)->ops->shutdown(eddy__filter_of(s));
       if (rc < 0) {
         eddy__filter_failed(s, rc);
         return;
@@ -245,7 +245,7 @@ static void maybe_shutdown(eddy_stream_t *s)
  * comes back here -- and the close follows once it is in the kernel. */
 static void close_drained(eddy_stream_t *s)
 {
-  if (s->filter && eddy__filter_say_goodbye(s)) {
+  if (eddy__filter_of(s) && eddy__filter_say_goodbye(s)) {
     eddy__stream_hold(s);
     eddy__write_flush(s);
     eddy__io_update(s); /* write interest if the kernel was full */
@@ -288,7 +288,7 @@ void eddy__write_settle(eddy_stream_t *s)
       c->write_deadline = 0;
     } else if (c->write_deadline == 0 || c->wd_mark != s->wq.sent) {
       c->wd_mark = s->wq.sent;
-      c->write_deadline = eddy_loop_time(s->loop) + s->opt->write_timeout;
+      c->write_deadline = eddy_loop_time(eddy__stream_loop(s)) + s->opt->write_timeout;
       eddy__stream_arm_deadlines(s);
     }
   }
@@ -306,7 +306,7 @@ void eddy__write_flush(eddy_stream_t *s)
     return;
   s->in_flush = 1;
   eddy__stream_hold(s);
-  int rc = s->filter ? eddy__filter_output(s) : plain_flush(s);
+  int rc = eddy__filter_of(s) ? eddy__filter_output(s) : plain_flush(s);
   s->in_flush = 0;
   if (rc >= 0 && s->state == EDDY__ST_OPEN)
     eddy__write_settle(s);
@@ -327,8 +327,8 @@ void eddy__write_fail_all(eddy_stream_t *s)
   if (s->cold)
     eddy__stream_fail_future(s, &s->cold->shutdown_future);
   eddy__wq_clear(&s->wq);
-  if (s->filter)
-    eddy__buf_release(&s->filter->raw_out);
+  if (eddy__filter_of(s))
+    eddy__buf_release(&eddy__filter_of(s)->raw_out);
   s->write_waiting = 0;
   write_hold_update(s);
 }
@@ -404,14 +404,14 @@ static void pass_link(eddy_stream_t *s)
     return;
   s->pass_queued = 1;
   eddy__stream_hold(s);
-  eddy__loop_at_pass_end(s->loop, &s->pass_link, pass_end);
+  eddy__loop_at_pass_end(eddy__stream_loop(s), &s->pass_link, pass_end);
 }
 
 /* Whether more answers are likely to follow in this pass (see above). */
 static int answers_follow(const eddy_stream_t *s)
 {
-  return !s->filter && !s->is_pipe && s->state == EDDY__ST_OPEN &&
-         eddy__buf_len(&s->rbuf) > 0 && eddy__loop_running(s->loop);
+  return !eddy__filter_of(s) && !s->is_pipe && s->state == EDDY__ST_OPEN &&
+         eddy__buf_len(&s->rbuf) > 0 && eddy__loop_running(eddy__stream_loop(s));
 }
 
 /* An inline send of everything with MSG_MORE. @return as eddy__write_some. */
@@ -437,7 +437,7 @@ static ssize_t send_corked(eddy_stream_t *s, const void *data, size_t len)
  * effort: what the kernel refuses is lost with the close, as ever). */
 void eddy__write_flush_held(eddy_stream_t *s)
 {
-  if (s->pass_queued && s->state == EDDY__ST_OPEN && !s->write_waiting && !s->filter)
+  if (s->pass_queued && s->state == EDDY__ST_OPEN && !s->write_waiting && !eddy__filter_of(s))
     eddy__write_flush(s);
 }
 
@@ -448,7 +448,7 @@ void eddy__write_flush_held(eddy_stream_t *s)
  */
 static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
 {
-  if (len == 0 || s->state != EDDY__ST_OPEN || s->write_waiting || s->filter ||
+  if (len == 0 || s->state != EDDY__ST_OPEN || s->write_waiting || eddy__filter_of(s) ||
       !eddy__wq_empty(&s->wq))
     return 0;
   ssize_t r;
@@ -532,7 +532,7 @@ static eddy_future_t *write_mem(eddy_stream_t *s, const void *data, size_t len, 
       free_fn(base);
     return eddy__stream_rejected(s, code);
   }
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (!f) {
     if (free_fn)
       free_fn(base);
@@ -630,7 +630,7 @@ eddy_future_t *eddy_stream_write_bytes_of(eddy_stream_t *s, eddy_future_t *src)
     return eddy__stream_rejected(s, EDDY_EUSAGE);
   eddy_future_state_t st = eddy_future_state(src);
   if (st != EDDY_FUTURE_RESOLVED) {
-    eddy_future_t *f = eddy_future_new(s->loop);
+    eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
     if (!f)
       return NULL;
     if (st == EDDY_FUTURE_PENDING)
@@ -658,7 +658,7 @@ eddy_future_t *eddy_stream_write_file(eddy_stream_t *s, int fd, off_t offset, si
   int code = write_check(s, len);
   if (code)
     return eddy__stream_rejected(s, code);
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (!f)
     return write_out_of_memory(s, "out of memory for a write");
   if (len && eddy__wq_push_file(&s->wq, fd, offset, len) < 0) {
@@ -696,7 +696,7 @@ eddy_future_t *eddy_stream_drain(eddy_stream_t *s)
   }
   if (s->state == EDDY__ST_CLOSED)
     return eddy__stream_rejected(s, EDDY_ECLOSED);
-  eddy_future_t *f = eddy_future_new(s->loop);
+  eddy_future_t *f = eddy_future_new(eddy__stream_loop(s));
   if (!f)
     return NULL;
   if (eddy_stream_write_buffer_size(s) <= s->opt->write_low_watermark) {
@@ -730,14 +730,14 @@ eddy_future_t *eddy_stream_shutdown_write(eddy_stream_t *s)
   if (s->cold && s->cold->shutdown_future)
     return eddy_future_ref(s->cold->shutdown_future);
   if (s->write_shut || s->shut_requested) {
-    f = eddy_future_new(s->loop);
+    f = eddy_future_new(eddy__stream_loop(s));
     if (f)
       eddy_future_resolve(f, NULL, NULL);
     return f;
   }
   if (!eddy__stream_cold(s))
     return eddy__stream_rejected(s, -ENOMEM);
-  f = eddy_future_new(s->loop);
+  f = eddy_future_new(eddy__stream_loop(s));
   if (!f)
     return NULL;
   s->shut_requested = 1;

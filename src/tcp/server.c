@@ -14,13 +14,16 @@
  * Tracking. The server must not keep handed-out streams alive (a stream
  * closes when its last reference goes), so it links itself to each as the
  * stream's owner (stream/close_watch.h): the stream tells it from its close
- * task. The link is embedded in the stream, node in srv->conns and task to
- * wait on the handler's future included, so tracking a connection costs
- * no allocation: a separate record would cost each idle connection a
- * malloc chunk of its own. A linked stream stays in srv->conns until both
- * waits have ended, the close (told) and the handler's future (settled,
- * its task run); while the handler's future is pending the server holds a
- * reference on the stream, so the node is never in freed memory.
+ * task. The link is embedded in the stream, the task that waits on the
+ * handler's future included, so tracking a connection costs no allocation:
+ * a separate record would cost each idle connection a malloc chunk of its
+ * own. Nor does it cost a list node: a linked stream watches its socket
+ * until it closes, so the open ones are in the loop's fd table, where the
+ * shutdown finds them (close_open_conns); the server only counts the
+ * streams it tracks. A linked stream is tracked until both waits have
+ * ended, the close (told) and the handler's future (settled, its task
+ * run); while the handler's future is pending the server holds a
+ * reference on the stream, so the task is never in freed memory.
  *
  * TLS. With a tls_ctx every accepted socket becomes a server-side TLS
  * stream. A handshake guard (same weak-pointer scheme) closes it with
@@ -93,14 +96,14 @@ struct eddy_tcp_server {
   struct queued *queue; /* ring */
   size_t qhead, qlen, qcap;
 
-  struct eddy_list conns; /* the links of the streams being tracked */
+  size_t ntracked;        /* streams linked to `owner`, until both waits end */
   struct eddy__stream_owner owner; /* what they are linked to */
   size_t nopen;           /* handed out and not yet seen closed */
 
   struct eddy_list handshaking; /* struct handshaking, oldest first */
   size_t nhandshaking;
 
-  eddy_future_t *shutdown; /* pending until conns is empty */
+  eddy_future_t *shutdown; /* pending until ntracked is 0 */
   eddy_timer_t *grace;
 
   struct eddy__task drain_task; /* hands queued streams to a new handler */
@@ -152,15 +155,18 @@ static void update_pause(eddy_tcp_server_t *srv)
   eddy__acceptor_pause(&srv->acc, full);
 }
 
+static void close_if_ours(void *stream, void *srv)
+{
+  eddy_stream_t *s = stream;
+  if (eddy__stream_link(s)->owner == &((eddy_tcp_server_t *)srv)->owner)
+    eddy_stream_close(s, 0); /* the close task tells us later */
+}
+
+/* Every open stream we track is in the fd table (close_watch.h); the
+ * closed ones only wait for their handler. */
 static void close_open_conns(eddy_tcp_server_t *srv)
 {
-  struct eddy_list *pos, *tmp;
-  eddy_list_foreach_safe(pos, tmp, &srv->conns) {
-    eddy_stream_t *s =
-        eddy__stream_of_link(eddy_container_of(pos, struct eddy__stream_link, node));
-    if (!eddy_stream_closed(s))
-      eddy_stream_close(s, 0); /* the close task tells us later */
-  }
+  eddy__loop_each_stream(srv->loop, close_if_ours, srv);
 }
 
 static void on_grace_over(void *arg)
@@ -170,7 +176,7 @@ static void on_grace_over(void *arg)
 
 static void maybe_finish_shutdown(eddy_tcp_server_t *srv)
 {
-  if (srv->shutdown == NULL || !eddy_list_empty(&srv->conns))
+  if (srv->shutdown == NULL || srv->ntracked > 0)
     return;
   eddy_timer_stop(srv->grace);
   eddy_future_resolve(srv->shutdown, NULL, NULL);
@@ -188,7 +194,7 @@ static void conn_maybe_done(eddy_tcp_server_t *srv, eddy_stream_t *s)
   struct eddy__stream_link *l = eddy__stream_link(s);
   if (l->waited != NULL || !eddy__stream_owner_told(s))
     return;
-  eddy_list_remove(&l->node);
+  srv->ntracked--;
   maybe_finish_shutdown(srv);
   server_release(srv);
 }
@@ -208,7 +214,7 @@ static void track(eddy_tcp_server_t *srv, eddy_stream_t *s)
 {
   struct eddy__stream_link *l = eddy__stream_link(s);
   l->waited = NULL;
-  eddy_list_insert_tail(&srv->conns, &l->node);
+  srv->ntracked++;
   server_hold(srv);
   if (eddy__stream_set_owner(s, &srv->owner) == 0)
     srv->nopen++; /* on_conn_closed takes it back */
@@ -516,7 +522,6 @@ eddy_tcp_server_t *eddy_tcp_server_new(eddy_loop_t *loop,
     errno = ENOMEM;
     return NULL;
   }
-  eddy_list_init(&srv->conns);
   srv->owner.closed = on_conn_closed;
   eddy_list_init(&srv->handshaking);
   eddy__loop_obj_add(loop, &srv->walk_node, EDDY_OBJECT_SERVER, srv);
