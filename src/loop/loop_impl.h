@@ -64,6 +64,10 @@ struct eddy__backend {
   /* Waits up to @timeout_ms (-1: forever) and reports through
    * eddy__io_fire(). @return 0 or -errno (EINTR is not an error). */
   int (*wait)(eddy_loop_t *loop, int timeout_ms);
+  /* eddy__loop_recv(), or NULL for plain recv(). */
+  ssize_t (*recv)(eddy_loop_t *loop, int fd, void *buf, size_t len, int flags);
+  /* The interest bits it tells apart: a change in the others costs no ctl. */
+  unsigned bits;
 };
 
 #ifdef EDDY_HAVE_EPOLL

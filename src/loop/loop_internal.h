@@ -9,6 +9,8 @@
 #ifndef EDDY_LOOP_INTERNAL_H
 #define EDDY_LOOP_INTERNAL_H
 
+#include <sys/types.h>
+
 #include "eddy/loop.h"
 #include "common/list.h"
 
@@ -54,6 +56,23 @@ enum eddy__fd_kind {
 
 /* Labels the handler of @fd (added just before); a no-op without one. */
 void eddy__loop_set_fd_kind(eddy_loop_t *loop, int fd, enum eddy__fd_kind kind);
+
+/*
+ * An interest bit beside EDDY_READ, for stream sockets: a read is waiting,
+ * so the bytes may be received ahead of the reader. The io_uring backend
+ * then receives on the ring (src/loop/uring_recv.c); the others ignore it.
+ * Without it, READ is plain readiness (an idle stream's watch).
+ */
+#define EDDY__RECV 0x040u
+
+/*
+ * recv() for a stream socket the loop watches (@flags 0 or MSG_PEEK): on
+ * io_uring, bytes the ring received for @fd come first, then the end that
+ * stopped the receive; the kernel is asked only while no receive is in
+ * flight. Elsewhere plain recv(). errno as recv() (EINTR retried by the
+ * caller).
+ */
+ssize_t eddy__loop_recv(eddy_loop_t *loop, int fd, void *buf, size_t len, int flags);
 
 struct eddy__task {
   struct eddy__task *next;
