@@ -46,14 +46,23 @@ static void expect_pattern(eddy_stream_t *s, size_t len, size_t off)
   free(got);
 }
 
+/* A stream over TCP with a raw peer, and a read of @n bytes waiting long
+ * enough for its receive to be armed. */
+static eddy_stream_t *reading(size_t n, int *peer, eddy_future_t **f)
+{
+  eddy_stream_t *s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, peer);
+  *f = eddy_stream_read_bytes(s, n, 0);
+  sfx_run_for(0.05);
+  return s;
+}
+
 /* The peer's bytes arrive while a read waits, and the read is cancelled
  * before the loop runs again: on io_uring the receive may complete after
  * the cancel. Nothing is lost, nothing is consumed. */
 START_TEST(test_cancel_with_receive_in_flight) {
   int peer;
-  eddy_stream_t *s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer);
-  eddy_future_t *f = eddy_stream_read_bytes(s, 100, 0);
-  sfx_run_for(0.05); /* the receive is armed */
+  eddy_future_t *f;
+  eddy_stream_t *s = reading(100, &peer, &f);
   sfx_raw_write_all(peer, "hello", 5);
   ck_assert_int_eq(eddy_future_cancel(f), 0);
   eddy_future_unref(f);
@@ -71,9 +80,8 @@ END_TEST
  * read, however late it comes. */
 START_TEST(test_surplus_kept_in_order) {
   int peer;
-  eddy_stream_t *s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer);
-  eddy_future_t *f = eddy_stream_read_bytes(s, 10, 0);
-  sfx_run_for(0.05);
+  eddy_future_t *f;
+  eddy_stream_t *s = reading(10, &peer, &f);
   for (size_t i = 0; i < 3; i++)
     peer_pattern(peer, 20000, i * 20000);
   sfx_wait(f);
@@ -109,9 +117,8 @@ END_TEST
 /* A reset after data: the data first, then the reset closes the stream. */
 START_TEST(test_reset_after_data) {
   int peer;
-  eddy_stream_t *s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer);
-  eddy_future_t *f = eddy_stream_read_bytes(s, 5, 0);
-  sfx_run_for(0.05);
+  eddy_future_t *f;
+  eddy_stream_t *s = reading(5, &peer, &f);
   sfx_raw_write_all(peer, "hello", 5);
   sfx_set_linger0(peer);
   close(peer);
@@ -126,9 +133,8 @@ END_TEST
  * same fd number, sees only its own bytes. */
 START_TEST(test_close_with_receive_in_flight) {
   int peer;
-  eddy_stream_t *s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer);
-  eddy_future_t *f = eddy_stream_read_bytes(s, 100, 0);
-  sfx_run_for(0.05);
+  eddy_future_t *f;
+  eddy_stream_t *s = reading(100, &peer, &f);
   peer_pattern(peer, 30000, 0);
   eddy_stream_close(s, 0);
   sfx_run_for(0.05);
@@ -139,9 +145,7 @@ START_TEST(test_close_with_receive_in_flight) {
   ck_assert(r == 0 || (r < 0 && errno == ECONNRESET));
   close(peer);
 
-  eddy_stream_t *s2 = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer);
-  f = eddy_stream_read_bytes(s2, 6, 0);
-  sfx_run_for(0.05);
+  reading(6, &peer, &f);
   sfx_raw_write_all(peer, "second", 6);
   sfx_expect_str(f, "second");
   close(peer);
@@ -151,9 +155,8 @@ END_TEST
 /* The loop freed with a receive in flight (teardown frees it). */
 START_TEST(test_free_with_receive_in_flight) {
   int peer;
-  eddy_stream_t *s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer);
-  eddy_future_t *f = eddy_stream_read_bytes(s, 100, 0);
-  sfx_run_for(0.05);
+  eddy_future_t *f;
+  reading(100, &peer, &f);
   peer_pattern(peer, 30000, 0);
   eddy_future_unref(f);
   close(peer);
