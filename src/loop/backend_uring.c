@@ -294,7 +294,7 @@ static void reap(eddy_loop_t *loop, struct eddy__uring *u)
     if (fd < 0 || fd >= u->nfds)
       continue;
     struct uring_fd *f = &u->fds[fd];
-    if (!f->in_flight || f->seq != (uint32_t)(data >> 32))
+    if (!f->in_flight || f->seq != (uint16_t)(data >> 32))
       continue; /* removed, or an earlier file's */
     f->in_flight = 0;
     if (f->watched)

@@ -13,22 +13,25 @@
 
 #include "loop/loop_impl.h"
 
-#define EDDY__URING_NOBUF 0xffffu /* no buffer: an empty list */
+#define EDDY__URING_NOBUF 0xffu /* no buffer: an empty list */
 
 /* The receive a socket has on the ring (uring_fd.rstate). */
 enum { EDDY__RECV_IDLE = 0, EDDY__RECV_ARMED, EDDY__RECV_CANCELLING };
 
-/* One per fd number, so every connection pays for it: 16 bytes. A
+/* One per fd number, so every connection pays for it: 12 bytes. A
  * registered fd is always watched, even for no events: as with epoll, an
  * error or hang-up is reported whatever the interest (a half-open stream
  * that reads and writes nothing still learns of a reset). Either a poll
  * does it or, while one is armed, the receive, whose completions carry
  * the error or the end. */
 struct uring_fd {
-  uint32_t seq;            /* of the poll in flight (or the last one) */
-  uint32_t rseq;           /* of the receive in flight (or the last one) */
-  uint16_t rhead;          /* first received buffer not yet read, or NOBUF */
-  uint16_t roff;           /* bytes of it already read */
+  /* Sequence numbers of the poll and the receive in flight (or the last
+   * ones). 16 bits are plenty: a withdrawn request's last completion comes
+   * by the next io_uring_enter, and an fd is armed at most once per wait. */
+  uint16_t seq;
+  uint16_t rseq;
+  uint16_t roff;           /* bytes of the first received buffer already read */
+  unsigned char rhead;     /* first received buffer not yet read, or NOBUF */
   unsigned char want;      /* READ|WRITE|EDDY__RECV asked for */
   unsigned char armed;     /* the mask of the poll in flight */
   unsigned char watched : 1;   /* registered (between ADD and DEL) */
@@ -58,7 +61,7 @@ struct eddy__uring {
 #define EDDY__URING_RECV_BIT 0x80000000u
 #define EDDY__URING_IGNORE UINT64_MAX /* removals and cancels */
 
-static inline uint64_t eddy__uring_tag(int fd, uint32_t seq, int recv)
+static inline uint64_t eddy__uring_tag(int fd, uint16_t seq, int recv)
 {
   return ((uint64_t)seq << 32) | (uint32_t)fd | (recv ? EDDY__URING_RECV_BIT : 0);
 }

@@ -43,10 +43,14 @@
 
 #include "loop/uring.h"
 
-#define NBUFS 128u              /* a power of two: the buffer ring's size */
+#define NBUFS 128u              /* a power of two, below NOBUF: the ring's size */
 #define BUF_SIZE (16u * 1024u) /* 2 MiB in all, touched only as used */
 #define PAUSE_BUFS 8u
 #define BGID 0
+
+_Static_assert(NBUFS < EDDY__URING_NOBUF && BUF_SIZE <= UINT16_MAX + 1u,
+               "buffer ids and offsets must fit struct uring_fd");
+_Static_assert(sizeof(struct uring_fd) <= 12, "every connection pays for struct uring_fd");
 
 struct eddy__urecv {
   struct io_uring_buf_ring *br; /* NBUFS entries, then the buffers */
@@ -55,7 +59,7 @@ struct eddy__urecv {
   unsigned held;     /* buffers out of the ring: received, not yet read */
   int registered;    /* with the current ring */
   int off;           /* the kernel has no multishot receive: readiness only */
-  uint16_t next[NBUFS]; /* each fd's list, linked through its buffers */
+  unsigned char next[NBUFS]; /* each fd's list, linked through its buffers */
   uint32_t len[NBUFS];  /* bytes the kernel put in each */
   int *ready;           /* fds with bytes listed or an end to report */
   int nready, capready;
@@ -228,7 +232,7 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
   if (has_buf)
     rx->held++; /* out of the ring until given back */
   struct uring_fd *f = fd < u->nfds ? &u->fds[fd] : NULL;
-  if (f == NULL || f->rstate == EDDY__RECV_IDLE || f->rseq != (uint32_t)(data >> 32)) {
+  if (f == NULL || f->rstate == EDDY__RECV_IDLE || f->rseq != (uint16_t)(data >> 32)) {
     if (has_buf)
       give_back(rx, bid); /* an earlier file's, or closed since */
     return;
@@ -240,13 +244,13 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
     rx->len[bid] = (uint32_t)cqe->res;
     rx->next[bid] = EDDY__URING_NOBUF;
     if (f->rhead == EDDY__URING_NOBUF) {
-      f->rhead = (uint16_t)bid;
+      f->rhead = (unsigned char)bid;
       f->roff = 0;
     } else {
       unsigned b = f->rhead;
       while (rx->next[b] != EDDY__URING_NOBUF)
         b = rx->next[b];
-      rx->next[b] = (uint16_t)bid;
+      rx->next[b] = (unsigned char)bid;
     }
     list_fd(rx, f, fd);
     if (!final && f->rstate == EDDY__RECV_ARMED && list_count(rx, f) > PAUSE_BUFS)
@@ -356,7 +360,7 @@ ssize_t eddy__urecv_read(eddy_loop_t *loop, int fd, void *buf, size_t len, int f
       off = 0;
     }
     if (!peek) {
-      f->rhead = (uint16_t)b;
+      f->rhead = (unsigned char)b;
       f->roff = (uint16_t)off;
       if (f->rstate == EDDY__RECV_IDLE && f->watched && (f->want & EDDY__RECV))
         eddy__uring_queue_arm(u, fd); /* it may have paused for this reader */
