@@ -102,19 +102,31 @@ static void ur_fini(eddy_loop_t *loop)
   struct eddy__uring *u = loop->uring;
   if (u == NULL)
     return;
-  /* Receives still armed (an fd closed without its handler removed) are
-   * cancelled, and run to their end, while the ring can still tell us:
-   * then no request writes into the buffers once they are unmapped. */
-  if (u->rx != NULL) {
+  /* Receives and accepts still armed (an fd closed without its handler
+   * removed) are cancelled, and run to their end, while the ring can
+   * still tell us: then no request writes into the buffers once they are
+   * unmapped, and no accepted fd is left behind. */
+  if (u->rx != NULL || u->nacc > 0) {
     struct io_uring_sqe *sqe = eddy__uring_sqe(u);
     if (sqe != NULL) {
       io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
       io_uring_sqe_set_data64(sqe, EDDY__URING_IGNORE);
       io_uring_submit_and_get_events(&u->ring);
     }
+    /* Accepted fds in completions not yet seen are ours to close. */
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&u->ring, head, cqe) {
+      seen++;
+      uint64_t data = io_uring_cqe_get_data64(cqe);
+      if (data != EDDY__URING_IGNORE && ((uint32_t)data & EDDY__URING_ACCEPT_BIT))
+        eddy__uaccept_complete(loop, cqe);
+    }
+    io_uring_cq_advance(&u->ring, seen);
   }
   io_uring_queue_exit(&u->ring);
   eddy__urecv_fini(loop);
+  eddy__uaccept_fini(loop);
   free(u->fds);
   free(u->arm);
   free(u);
@@ -135,6 +147,7 @@ static int ur_reinit(eddy_loop_t *loop)
     u->fds[fd].rhead = EDDY__URING_NOBUF;
   u->narm = 0;
   eddy__urecv_reset(loop);
+  eddy__uaccept_fini(loop);
   return ur_open(u);
 }
 
@@ -187,10 +200,22 @@ static int disarm(struct eddy__uring *u, int fd)
   struct io_uring_sqe *sqe = eddy__uring_sqe(u);
   if (sqe == NULL)
     return -EBUSY;
-  io_uring_prep_poll_remove(sqe, eddy__uring_tag(fd, f->seq, 0));
+  io_uring_prep_poll_remove(sqe, eddy__uring_tag(fd, f->seq, EDDY__OP_POLL));
   io_uring_sqe_set_data64(sqe, EDDY__URING_IGNORE);
   f->in_flight = 0;
   f->seq++;
+  return 0;
+}
+
+int eddy__uring_cancel(struct eddy__uring *u, int fd)
+{
+  struct uring_fd *f = &u->fds[fd];
+  struct io_uring_sqe *sqe = eddy__uring_sqe(u);
+  if (sqe == NULL)
+    return -EBUSY;
+  io_uring_prep_cancel64(sqe, eddy__uring_tag(fd, f->rseq, f->racc ? EDDY__OP_ACCEPT : EDDY__OP_RECV), 0);
+  io_uring_sqe_set_data64(sqe, EDDY__URING_IGNORE);
+  f->rstate = EDDY__RECV_CANCELLING;
   return 0;
 }
 
@@ -207,6 +232,12 @@ static int ur_ctl(eddy_loop_t *loop, int fd, enum eddy__ctl_op op, unsigned mask
     f->want = 0;
     f->watched = 0;
     rc = disarm(u, fd);
+    if (f->rstate == EDDY__RECV_ARMED)
+      eddy__uring_cancel(u, fd); /* if no slot, the close ends it */
+    /* Whatever still completes for it is stale: its buffer goes back. */
+    f->rstate = EDDY__RECV_IDLE;
+    f->rseq++;
+    f->racc = 0;
     eddy__urecv_forget(loop, fd);
   }
   if (op == EDDY__CTL_DEL) {
@@ -222,7 +253,7 @@ static int ur_ctl(eddy_loop_t *loop, int fd, enum eddy__ctl_op op, unsigned mask
   }
   if (rc < 0)
     return rc;
-  f->want = (unsigned char)(mask & (EDDY_READ | EDDY_WRITE | EDDY__RECV));
+  f->want = (unsigned char)(mask & (EDDY_READ | EDDY_WRITE | EDDY__RECV | EDDY__ACCEPT));
   f->watched = 1;
   return eddy__uring_queue_arm(u, fd);
 }
@@ -235,7 +266,8 @@ static int sync_fd(eddy_loop_t *loop, int fd)
   struct uring_fd *f = &u->fds[fd];
   if (!f->watched)
     return 0;
-  int rc = eddy__urecv_sync(loop, fd);
+  int rc = (f->want & EDDY__ACCEPT) || f->racc ? eddy__uaccept_sync(loop, fd)
+                                                 : eddy__urecv_sync(loop, fd);
   if (rc < 0)
     return rc;
   unsigned pm = f->want & (EDDY_READ | EDDY_WRITE);
@@ -253,7 +285,7 @@ static int sync_fd(eddy_loop_t *loop, int fd)
   f->armed = (unsigned char)pm;
   f->in_flight = 1;
   io_uring_prep_poll_add(sqe, fd, poll_mask(pm));
-  io_uring_sqe_set_data64(sqe, eddy__uring_tag(fd, f->seq, 0));
+  io_uring_sqe_set_data64(sqe, eddy__uring_tag(fd, f->seq, EDDY__OP_POLL));
   return 0;
 }
 
@@ -286,11 +318,15 @@ static void reap(eddy_loop_t *loop, struct eddy__uring *u)
     uint64_t data = io_uring_cqe_get_data64(cqe);
     if (data == EDDY__URING_IGNORE)
       continue;
+    if ((uint32_t)data & EDDY__URING_ACCEPT_BIT) {
+      eddy__uaccept_complete(loop, cqe);
+      continue;
+    }
     if ((uint32_t)data & EDDY__URING_RECV_BIT) {
       eddy__urecv_complete(loop, cqe);
       continue;
     }
-    int fd = (int)(uint32_t)data;
+    int fd = (int)((uint32_t)data & EDDY__URING_FD_MASK);
     if (fd < 0 || fd >= u->nfds)
       continue;
     struct uring_fd *f = &u->fds[fd];
@@ -325,7 +361,7 @@ static int ur_wait(eddy_loop_t *loop, int timeout_ms)
   int rc = arm_pending(loop);
   if (rc < 0 && rc != -EBUSY)
     return rc;
-  if (rc == -EBUSY || eddy__urecv_pending(loop))
+  if (rc == -EBUSY || eddy__urecv_pending(loop) || eddy__uaccept_pending(loop))
     timeout_ms = 0; /* a full ring (reap, then arm the rest), or input to report */
   /* Always through the kernel, even for a zero wait: with cooperative
    * task running, that is where finished polls turn into completions. */
@@ -337,12 +373,14 @@ static int ur_wait(eddy_loop_t *loop, int timeout_ms)
   if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
     return rc;
   reap(loop, u);
+  eddy__uaccept_fire(loop);
   eddy__urecv_fire(loop);
   return 0;
 }
 
 const struct eddy__backend eddy__backend_uring = {
   "io_uring", ur_init, ur_fini, ur_reinit, ur_ctl, ur_wait, eddy__urecv_read,
-  EDDY_READ | EDDY_WRITE | EDDY__RECV,
+  eddy__uaccept_take, eddy__uaccept_drop,
+  EDDY_READ | EDDY_WRITE | EDDY__RECV | EDDY__ACCEPT,
 };
 #endif /* EDDY_HAVE_LIBURING */

@@ -24,7 +24,7 @@
 
 #include "loop/loop_impl.h"
 
-#define IO_MASK (EDDY_READ | EDDY_WRITE | EDDY__RECV)
+#define IO_MASK (EDDY_READ | EDDY_WRITE | EDDY__RECV | EDDY__ACCEPT)
 
 /* Whether the kernel has to hear of @s's interest: not when only bits its
  * backend does not tell apart changed. */
@@ -273,6 +273,20 @@ ssize_t eddy__loop_recv(eddy_loop_t *loop, int fd, void *buf, size_t len, int fl
   if (loop->backend->recv != NULL)
     return loop->backend->recv(loop, fd, buf, len, flags);
   return recv(fd, buf, len, flags);
+}
+
+int eddy__loop_accept(eddy_loop_t *loop, int lfd, struct sockaddr_storage *ss,
+                      socklen_t *len, eddy__accept_fn direct)
+{
+  if (loop->backend->accept != NULL)
+    return loop->backend->accept(loop, lfd, ss, len, direct);
+  return direct(lfd, ss, len);
+}
+
+void eddy__loop_accept_drop(eddy_loop_t *loop, int lfd)
+{
+  if (loop->backend->accept_drop != NULL)
+    loop->backend->accept_drop(loop, lfd);
 }
 
 void eddy__io_forget_kernel(eddy_loop_t *loop)

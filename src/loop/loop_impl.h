@@ -66,6 +66,10 @@ struct eddy__backend {
   int (*wait)(eddy_loop_t *loop, int timeout_ms);
   /* eddy__loop_recv(), or NULL for plain recv(). */
   ssize_t (*recv)(eddy_loop_t *loop, int fd, void *buf, size_t len, int flags);
+  /* eddy__loop_accept() and _accept_drop(), or NULL for @direct. */
+  int (*accept)(eddy_loop_t *loop, int lfd, struct sockaddr_storage *ss,
+                socklen_t *len, eddy__accept_fn direct);
+  void (*accept_drop)(eddy_loop_t *loop, int lfd);
   /* The interest bits it tells apart: a change in the others costs no ctl. */
   unsigned bits;
 };

@@ -9,6 +9,7 @@
 #ifndef EDDY_LOOP_INTERNAL_H
 #define EDDY_LOOP_INTERNAL_H
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "eddy/loop.h"
@@ -73,6 +74,22 @@ void eddy__loop_set_fd_kind(eddy_loop_t *loop, int fd, enum eddy__fd_kind kind);
  * caller).
  */
 ssize_t eddy__loop_recv(eddy_loop_t *loop, int fd, void *buf, size_t len, int flags);
+
+/*
+ * The same for listening sockets: EDDY__ACCEPT beside EDDY_READ asks the
+ * io_uring backend to accept on the ring (src/loop/uring_accept.c).
+ * eddy__loop_accept() hands out what it accepted, then the error that
+ * stopped it, else calls @direct (accept4 and its flags, the caller's);
+ * -1 and errno as accept(). Accepted fds not handed out stay the loop's
+ * across a pause (the handler removed and added again), as connections
+ * wait in the backlog; eddy__loop_accept_drop() closes them, before the
+ * listener is closed.
+ */
+#define EDDY__ACCEPT 0x080u
+typedef int (*eddy__accept_fn)(int lfd, struct sockaddr_storage *ss, socklen_t *len);
+int eddy__loop_accept(eddy_loop_t *loop, int lfd, struct sockaddr_storage *ss,
+                      socklen_t *len, eddy__accept_fn direct);
+void eddy__loop_accept_drop(eddy_loop_t *loop, int lfd);
 
 struct eddy__task {
   struct eddy__task *next;

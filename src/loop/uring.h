@@ -15,7 +15,8 @@
 
 #define EDDY__URING_NOBUF 0xffu /* no buffer: an empty list */
 
-/* The receive a socket has on the ring (uring_fd.rstate). */
+/* The receive a socket, or the accept a listener, has on the ring
+ * (uring_fd.rstate; racc tells which). */
 enum { EDDY__RECV_IDLE = 0, EDDY__RECV_ARMED, EDDY__RECV_CANCELLING };
 
 /* One per fd number, so every connection pays for it: 12 bytes. A
@@ -40,6 +41,7 @@ struct uring_fd {
   unsigned char rstate : 2;    /* EDDY__RECV_* */
   unsigned char listed : 1;    /* in the ready list (received, unread) */
   unsigned char starved : 1;   /* the buffer ring ran dry on it */
+  unsigned char racc : 1;      /* rstate is a listener's accept's */
   /* What ended the receive, reported after the data: 0 none, 1 the
    * peer's end (EOF), else 1 + errno. */
   unsigned char rend;
@@ -54,21 +56,46 @@ struct eddy__uring {
   int *arm; /* fds whose kernel state to bring up to date before the wait */
   int narm, caparm;
   struct eddy__urecv *rx; /* the buffer ring, made on the first receive */
+  struct eddy__uaccept *acc; /* listeners' accepted fds (uring_accept.c) */
+  int nacc;
 };
 
 /* user_data: the fd, and the sequence number of the request in the high
- * half; bit 31 (never set in an fd) marks a receive. */
+ * half; bits 31 and 30 (never set in an fd: Linux caps fds below 2^30)
+ * mark a receive or an accept. */
 #define EDDY__URING_RECV_BIT 0x80000000u
+#define EDDY__URING_ACCEPT_BIT 0x40000000u
+#define EDDY__URING_FD_MASK 0x3fffffffu
 #define EDDY__URING_IGNORE UINT64_MAX /* removals and cancels */
 
-static inline uint64_t eddy__uring_tag(int fd, uint16_t seq, int recv)
+enum { EDDY__OP_POLL, EDDY__OP_RECV, EDDY__OP_ACCEPT };
+
+static inline uint64_t eddy__uring_tag(int fd, uint16_t seq, int op)
 {
-  return ((uint64_t)seq << 32) | (uint32_t)fd | (recv ? EDDY__URING_RECV_BIT : 0);
+  uint32_t bits = op == EDDY__OP_RECV     ? EDDY__URING_RECV_BIT
+                  : op == EDDY__OP_ACCEPT ? EDDY__URING_ACCEPT_BIT
+                                          : 0;
+  return ((uint64_t)seq << 32) | (uint32_t)fd | bits;
 }
 
 /* backend_uring.c */
 struct io_uring_sqe *eddy__uring_sqe(struct eddy__uring *u);
 int eddy__uring_queue_arm(struct eddy__uring *u, int fd);
+/* Withdraws @fd's receive or accept: CANCELLING until its last completion.
+ * @return 0 or -EBUSY (no submission slot). */
+int eddy__uring_cancel(struct eddy__uring *u, int fd);
+
+/* uring_accept.c: a listener with EDDY__ACCEPT interest accepts on the
+ * ring; the same shape as the receives below. */
+int eddy__uaccept_sync(eddy_loop_t *loop, int fd);
+void eddy__uaccept_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe);
+void eddy__uaccept_fire(eddy_loop_t *loop);
+int eddy__uaccept_pending(eddy_loop_t *loop);
+/* The fork's child and fini: every accepted fd not handed out is closed. */
+void eddy__uaccept_fini(eddy_loop_t *loop);
+int eddy__uaccept_take(eddy_loop_t *loop, int lfd, struct sockaddr_storage *ss,
+                       socklen_t *len, eddy__accept_fn direct);
+void eddy__uaccept_drop(eddy_loop_t *loop, int lfd);
 
 /* uring_recv.c */
 /* Whether @f should have a multishot receive armed. */
@@ -76,7 +103,7 @@ int eddy__urecv_wanted(const struct eddy__uring *u, const struct uring_fd *f);
 /* Arms or withdraws @fd's receive to match what it wants. @return 0 or
  * -EBUSY (no submission slot: try again at the next wait). */
 int eddy__urecv_sync(eddy_loop_t *loop, int fd);
-/* Between DEL and the close: withdraws the receive, drops its data. */
+/* At DEL or ADD, once the receive is withdrawn: drops its data. */
 void eddy__urecv_forget(eddy_loop_t *loop, int fd);
 /* A receive's completion. */
 void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe);

@@ -166,17 +166,6 @@ int eddy__urecv_wanted(const struct eddy__uring *u, const struct uring_fd *f)
   return !rx->off && list_count(rx, f) <= PAUSE_BUFS / 2;
 }
 
-static int cancel(struct eddy__uring *u, int fd, struct uring_fd *f)
-{
-  struct io_uring_sqe *sqe = eddy__uring_sqe(u);
-  if (sqe == NULL)
-    return -EBUSY;
-  io_uring_prep_cancel64(sqe, eddy__uring_tag(fd, f->rseq, 1), 0);
-  io_uring_sqe_set_data64(sqe, EDDY__URING_IGNORE);
-  f->rstate = EDDY__RECV_CANCELLING;
-  return 0;
-}
-
 int eddy__urecv_sync(eddy_loop_t *loop, int fd)
 {
   struct eddy__uring *u = loop->uring;
@@ -184,7 +173,7 @@ int eddy__urecv_sync(eddy_loop_t *loop, int fd)
   int wanted = eddy__urecv_wanted(u, f);
 
   if (f->rstate == EDDY__RECV_ARMED && !wanted)
-    return cancel(u, fd, f);
+    return eddy__uring_cancel(u, fd);
   if (f->rstate != EDDY__RECV_IDLE || !wanted)
     return 0;
   struct eddy__urecv *rx = rx_get(u);
@@ -197,7 +186,7 @@ int eddy__urecv_sync(eddy_loop_t *loop, int fd)
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = BGID;
   f->rseq++;
-  io_uring_sqe_set_data64(sqe, eddy__uring_tag(fd, f->rseq, 1));
+  io_uring_sqe_set_data64(sqe, eddy__uring_tag(fd, f->rseq, EDDY__OP_RECV));
   f->rstate = EDDY__RECV_ARMED;
   return 0;
 }
@@ -207,11 +196,6 @@ void eddy__urecv_forget(eddy_loop_t *loop, int fd)
   struct eddy__uring *u = loop->uring;
   struct uring_fd *f = &u->fds[fd];
 
-  if (f->rstate != EDDY__RECV_IDLE && f->rstate != EDDY__RECV_CANCELLING)
-    cancel(u, fd, f); /* if no slot, the fd's close ends the receive */
-  /* Whatever still completes for it is stale: its buffer goes back. */
-  f->rstate = EDDY__RECV_IDLE;
-  f->rseq++;
   if (u->rx != NULL)
     drop_list(u->rx, f);
   f->rend = 0;
@@ -223,7 +207,7 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
   struct eddy__uring *u = loop->uring;
   struct eddy__urecv *rx = u->rx;
   uint64_t data = io_uring_cqe_get_data64(cqe);
-  int fd = (int)((uint32_t)data & ~EDDY__URING_RECV_BIT);
+  int fd = (int)((uint32_t)data & EDDY__URING_FD_MASK);
   int has_buf = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
   unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 
@@ -232,7 +216,8 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
   if (has_buf)
     rx->held++; /* out of the ring until given back */
   struct uring_fd *f = fd < u->nfds ? &u->fds[fd] : NULL;
-  if (f == NULL || f->rstate == EDDY__RECV_IDLE || f->rseq != (uint16_t)(data >> 32)) {
+  if (f == NULL || f->rstate == EDDY__RECV_IDLE || f->racc ||
+      f->rseq != (uint16_t)(data >> 32)) {
     if (has_buf)
       give_back(rx, bid); /* an earlier file's, or closed since */
     return;
@@ -254,7 +239,7 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
     }
     list_fd(rx, f, fd);
     if (!final && f->rstate == EDDY__RECV_ARMED && list_count(rx, f) > PAUSE_BUFS)
-      cancel(u, fd, f); /* a slow reader: the rest waits in the kernel */
+      eddy__uring_cancel(u, fd); /* a slow reader: the rest waits in the kernel */
   } else if (has_buf) {
     give_back(rx, bid);
   } else if (cqe->res == -ENOBUFS) {
