@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -163,6 +164,27 @@ START_TEST(test_free_with_receive_in_flight) {
 }
 END_TEST
 
+/* A bulk transfer, then small messages on the same stream: on io_uring
+ * the socket leaves the ring while it fills whole buffers and comes back
+ * once its reads are small; every byte arrives in order throughout. */
+START_TEST(test_bulk_then_small) {
+  sfx_pair_t p = sfx_pair(SFX_TCP, NULL, NULL, 0);
+  enum { BULK = 1024 * 1024 };
+  char *buf = malloc(BULK);
+  ck_assert_ptr_nonnull(buf);
+  sfx_pattern_fill(buf, BULK, 0);
+  sfx_write_nowait(p.ws, buf, BULK);
+  free(buf);
+  expect_pattern(p.rs, BULK, 0);
+  for (int i = 0; i < 20; i++) {
+    char line[16];
+    snprintf(line, sizeof line, "line %d\n", i);
+    sfx_write_nowait(p.ws, line, strlen(line));
+    sfx_expect_str(eddy_stream_read_until(p.rs, "\n", 1, 0), line);
+  }
+}
+END_TEST
+
 #define NSLOW 24
 #define SLOW_BYTES (256u * 1024u)
 
@@ -233,6 +255,7 @@ static Suite *recv_suite(void)
   tcase_add_test(tc, test_reset_after_data);
   tcase_add_test(tc, test_close_with_receive_in_flight);
   tcase_add_test(tc, test_free_with_receive_in_flight);
+  tcase_add_test(tc, test_bulk_then_small);
   tcase_add_test(tc, test_slow_readers_bounded);
   suite_add_tcase(s, tc);
   return s;

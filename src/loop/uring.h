@@ -45,6 +45,7 @@ struct uring_fd {
   /* What ended the receive, reported after the data: 0 none, 1 the
    * peer's end (EOF), else 1 + errno. */
   unsigned char rend;
+  unsigned char bulk; /* filling whole buffers: readiness and recv() */
 };
 
 struct eddy__urecv; /* uring_recv.c */

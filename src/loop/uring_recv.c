@@ -14,6 +14,14 @@
  * socket falls back to readiness and plain recv() until buffers come
  * back, so a few stalled readers holding buffers cannot stall the others.
  *
+ * Bulk. A receive into the ring costs a copy more than recv() into the
+ * stream's buffer: the kernel fills a ring buffer, the reader copies it
+ * out. For small messages the system calls saved pay for it many times;
+ * a socket that fills whole buffers moves bytes, where the copy costs
+ * more than the calls (16 KiB lines: a fifth of the CPU per message). Such
+ * a socket goes back to readiness and recv() of a whole read chunk, until
+ * a recv() comes back small (BULK_OFF) and the ring pays again.
+ *
  * The stream contract. A multishot receive is armed only while the stream
  * has a read waiting (the EDDY__RECV interest): an idle stream watches with
  * a poll and its peek leaves bytes in the kernel. What completes goes on
@@ -46,6 +54,7 @@
 #define NBUFS 128u              /* a power of two, below NOBUF: the ring's size */
 #define BUF_SIZE (16u * 1024u) /* 2 MiB in all, touched only as used */
 #define PAUSE_BUFS 8u
+#define BULK_OFF (BUF_SIZE / 4)
 #define BGID 0
 
 _Static_assert(NBUFS < EDDY__URING_NOBUF && BUF_SIZE <= UINT16_MAX + 1u,
@@ -159,7 +168,7 @@ int eddy__urecv_wanted(const struct eddy__uring *u, const struct uring_fd *f)
 {
   const struct eddy__urecv *rx = u->rx;
   if (!f->watched || (f->want & (EDDY_READ | EDDY__RECV)) != (EDDY_READ | EDDY__RECV) ||
-      f->rend || f->starved)
+      f->rend || f->starved || f->bulk)
     return 0;
   if (rx == NULL)
     return 1;
@@ -200,6 +209,7 @@ void eddy__urecv_forget(eddy_loop_t *loop, int fd)
     drop_list(u->rx, f);
   f->rend = 0;
   f->starved = 0;
+  f->bulk = 0;
 }
 
 void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
@@ -238,8 +248,12 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
       rx->next[b] = (unsigned char)bid;
     }
     list_fd(rx, f, fd);
-    if (!final && f->rstate == EDDY__RECV_ARMED && list_count(rx, f) > PAUSE_BUFS)
-      eddy__uring_cancel(u, fd); /* a slow reader: the rest waits in the kernel */
+    if ((uint32_t)cqe->res == BUF_SIZE)
+      f->bulk = 1;
+    /* A slow reader: the rest waits in the kernel. */
+    if (!final && f->rstate == EDDY__RECV_ARMED &&
+        (f->bulk || list_count(rx, f) > PAUSE_BUFS))
+      eddy__uring_cancel(u, fd);
   } else if (has_buf) {
     give_back(rx, bid);
   } else if (cqe->res == -ENOBUFS) {
@@ -364,7 +378,13 @@ ssize_t eddy__urecv_read(eddy_loop_t *loop, int fd, void *buf, size_t len, int f
     errno = EAGAIN; /* what comes is the receive's */
     return -1;
   }
-  return recv(fd, buf, len, flags);
+  ssize_t r = recv(fd, buf, len, flags);
+  if (f->bulk && !peek && r >= 0 && r < (ssize_t)BULK_OFF) {
+    f->bulk = 0;
+    if (f->watched && (f->want & EDDY__RECV))
+      eddy__uring_queue_arm(u, fd);
+  }
+  return r;
 }
 
 void eddy__urecv_reset(eddy_loop_t *loop)
