@@ -107,6 +107,18 @@ static struct eddy__urecv *rx_get(struct eddy__uring *u)
     }
     rx->br = p;
     rx->bufs = (char *)p + ringlen;
+    /* Room made now for as many fds as could hold buffers: a list that
+     * cannot grow later would leave received bytes unannounced. */
+    rx->capready = rx->capstarved = 2 * NBUFS;
+    rx->ready = malloc((size_t)rx->capready * sizeof *rx->ready);
+    rx->starved = malloc((size_t)rx->capstarved * sizeof *rx->starved);
+    if (rx->ready == NULL || rx->starved == NULL) {
+      free(rx->ready);
+      free(rx->starved);
+      munmap(p, rx->maplen);
+      free(rx);
+      return NULL;
+    }
     u->rx = rx;
   }
   if (!rx->registered && !rx->off) {
