@@ -3,7 +3,8 @@
  * The loop's private state, shared by the files of src/loop only.
  *
  * Each file owns one concern: loop.c the life cycle and the iteration,
- * io.c the fd table, backend_*.c the kernel interface, timer.c the heap,
+ * io.c the fd table, backend_*.c the kernel interface (uring_*.c the
+ * io_uring backend's receives and accepts, uring.h), timer.c the heap,
  * wakeup.c the cross-thread queue, signal.c signals, threadpool.c the pool,
  * log.c logging. They talk through the eddy__* functions declared here.
  */

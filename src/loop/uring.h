@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The io_uring backend's state, shared by its two files: backend_uring.c
- * (the ring, readiness polls, interest, the wait) and uring_recv.c (the
- * receives that complete on the ring into the loop's provided buffers).
+ * The io_uring backend's state, shared by its three files: backend_uring.c
+ * (the ring, readiness polls, interest, the wait), uring_recv.c (the
+ * receives that complete on the ring into the loop's provided buffers) and
+ * uring_accept.c (the listeners' accepts on the ring).
  */
 #ifndef EDDY_LOOP_URING_H
 #define EDDY_LOOP_URING_H
@@ -33,7 +34,7 @@ struct uring_fd {
   uint16_t rseq;
   uint16_t roff;           /* bytes of the first received buffer already read */
   unsigned char rhead;     /* first received buffer not yet read, or NOBUF */
-  unsigned char want;      /* READ|WRITE|EDDY__RECV asked for */
+  unsigned char want;      /* READ|WRITE|EDDY__RECV|EDDY__ACCEPT asked for */
   unsigned char armed;     /* the mask of the poll in flight */
   unsigned char watched : 1;   /* registered (between ADD and DEL) */
   unsigned char in_flight : 1; /* a poll is armed */
