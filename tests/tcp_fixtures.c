@@ -3,6 +3,7 @@
  * tests/tcp_fixtures.c - fixtures for the TCP suites (see tcp_fixtures.h).
  */
 #include "tcp_fixtures.h"
+#include "test_backend.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -77,11 +78,7 @@ TCase *tfx_tcase(const char *name)
 
 int tfx_run(Suite *s)
 {
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return test_run_suite(s); /* on the backend the program was built for */
 }
 
 int tfx_log_count(eddy_log_level_t level)

@@ -515,16 +515,25 @@ END_TEST
 /* Limits                                                                    */
 /* ------------------------------------------------------------------------ */
 
-START_TEST(test_max_connections)
+/* A server keeping at most @max connections, and 3 clients connected to it
+ * (the loop has not run yet). */
+static eddy_tcp_server_t *limited_server(unsigned max, int c[3])
 {
   eddy_tcp_server_options_t o;
   eddy_tcp_server_options_init(&o);
-  o.max_connections = 2;
+  o.max_connections = max;
   eddy_tcp_server_t *srv = listening_server(&o);
   eddy_tcp_server_set_handler(srv, keep_handler, NULL);
-  int port = tfx_server_port(srv), c[3];
+  int port = tfx_server_port(srv);
   for (int i = 0; i < 3; i++)
     c[i] = tfx_connect(port);
+  return srv;
+}
+
+START_TEST(test_max_connections)
+{
+  int c[3];
+  eddy_tcp_server_t *srv = limited_server(2, c);
   tfx_run_until(&handled, 2);
   tfx_run_for(0.1);
   ck_assert_int_eq(handled, 2); /* the third waits in the backlog */
@@ -537,6 +546,26 @@ START_TEST(test_max_connections)
     close(c[i]);
   tfx_run_for(0.05);
   ck_assert_uint_eq(eddy_tcp_server_connection_count(srv), 0);
+  eddy_tcp_server_free(srv);
+}
+END_TEST
+
+/* Stopped while connections wait past max_connections: on io_uring the
+ * loop may have accepted them ahead of the server; either way they are
+ * closed with the listener, and no fd is left behind (the fixture counts). */
+START_TEST(test_stop_with_connections_waiting)
+{
+  int c[3];
+  eddy_tcp_server_t *srv = limited_server(1, c);
+  tfx_run_until(&handled, 1);
+  tfx_run_for(0.1);
+  ck_assert_int_eq(handled, 1);
+  eddy_tcp_server_stop(srv);
+  for (int i = 1; i < 3; i++)
+    expect_closed(c[i]);
+  release_held();
+  for (int i = 0; i < 3; i++)
+    close(c[i]);
   eddy_tcp_server_free(srv);
 }
 END_TEST
@@ -750,6 +779,7 @@ int main(void)
   suite_add_tcase(s, tc);
   tc = tcase("limits");
   tcase_add_test(tc, test_max_connections);
+  tcase_add_test(tc, test_stop_with_connections_waiting);
   tcase_add_test(tc, test_connection_count);
   tcase_add_test(tc, test_emfile_no_spin);
   suite_add_tcase(s, tc);

@@ -18,6 +18,11 @@
  * request holds a reference to the file, and the caller is about to close
  * the fd and expects the close to take effect (a FIN, not a socket kept
  * alive until the next iteration).
+ *
+ * Stream sockets with a read waiting (EDDY__RECV) receive on the ring
+ * instead of polling for input: uring_recv.c. While that receive is armed
+ * it also reports the socket's errors and end, so the fd needs a poll only
+ * for WRITE.
  */
 #ifdef EDDY_HAVE_LIBURING
 #include <errno.h>
@@ -27,35 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loop/loop_impl.h"
+#include "loop/uring.h"
 
 #define RING_ENTRIES 256
-#define REMOVE_TAG UINT64_MAX /* user_data of removal requests: ignored */
-
-/* A registered fd is always polled, even for no events: as with epoll,
- * an error or hang-up is reported whatever the interest (a half-open
- * stream that reads and writes nothing still learns of a reset). */
-struct uring_fd {
-  uint32_t seq;            /* of the poll in flight (or the last one) */
-  unsigned char want;      /* READ|WRITE asked for */
-  unsigned char armed;     /* the mask of the poll in flight */
-  unsigned char watched : 1;   /* registered (between ADD and DEL) */
-  unsigned char in_flight : 1; /* a poll is armed */
-  unsigned char to_arm : 1;    /* listed in arm[] */
-};
-
-struct eddy__uring {
-  struct io_uring ring;
-  struct uring_fd *fds;
-  int nfds;
-  int *arm;        /* fds to arm before the next wait */
-  int narm, caparm;
-};
-
-static uint64_t tag(int fd, uint32_t seq)
-{
-  return ((uint64_t)seq << 32) | (uint32_t)fd;
-}
 
 static unsigned poll_mask(unsigned mask)
 {
@@ -63,7 +42,7 @@ static unsigned poll_mask(unsigned mask)
 }
 
 /* A submission slot, submitting what is queued if the ring is full. */
-static struct io_uring_sqe *sqe_get(struct eddy__uring *u)
+struct io_uring_sqe *eddy__uring_sqe(struct eddy__uring *u)
 {
   struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
   if (sqe == NULL && io_uring_submit(&u->ring) >= 0)
@@ -123,7 +102,31 @@ static void ur_fini(eddy_loop_t *loop)
   struct eddy__uring *u = loop->uring;
   if (u == NULL)
     return;
+  /* Receives and accepts still armed (an fd closed without its handler
+   * removed) are cancelled, and run to their end, while the ring can
+   * still tell us: then no request writes into the buffers once they are
+   * unmapped, and no accepted fd is left behind. */
+  if (u->rx != NULL || u->nacc > 0) {
+    struct io_uring_sqe *sqe = eddy__uring_sqe(u);
+    if (sqe != NULL) {
+      io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+      io_uring_sqe_set_data64(sqe, EDDY__URING_IGNORE);
+      io_uring_submit_and_get_events(&u->ring);
+    }
+    /* Accepted fds in completions not yet seen are ours to close. */
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&u->ring, head, cqe) {
+      seen++;
+      uint64_t data = io_uring_cqe_get_data64(cqe);
+      if (data != EDDY__URING_IGNORE && ((uint32_t)data & EDDY__URING_ACCEPT_BIT))
+        eddy__uaccept_complete(loop, cqe);
+    }
+    io_uring_cq_advance(&u->ring, seen);
+  }
   io_uring_queue_exit(&u->ring);
+  eddy__urecv_fini(loop);
+  eddy__uaccept_fini(loop);
   free(u->fds);
   free(u->arm);
   free(u);
@@ -133,13 +136,18 @@ static void ur_fini(eddy_loop_t *loop)
 static int ur_reinit(eddy_loop_t *loop)
 {
   /* A child must not share its parent's ring (its requests would be the
-   * parent's): a ring of its own, with nothing armed; the caller re-adds
-   * every fd. */
+   * parent's): a ring of its own, with nothing armed and every buffer
+   * free (its buffer ring is registered again on the first receive); the
+   * caller re-adds every fd. */
   struct eddy__uring *u = loop->uring;
   io_uring_queue_exit(&u->ring);
   if (u->nfds > 0)
     memset(u->fds, 0, (size_t)u->nfds * sizeof *u->fds);
+  for (int fd = 0; fd < u->nfds; fd++)
+    u->fds[fd].rhead = EDDY__URING_NOBUF;
   u->narm = 0;
+  eddy__urecv_reset(loop);
+  eddy__uaccept_fini(loop);
   return ur_open(u);
 }
 
@@ -159,12 +167,14 @@ static int fd_room(struct eddy__uring *u, int fd)
   if (p == NULL)
     return -ENOMEM;
   memset(p + u->nfds, 0, (size_t)(n - u->nfds) * sizeof *p);
+  for (int i = u->nfds; i < n; i++)
+    p[i].rhead = EDDY__URING_NOBUF;
   u->fds = p;
   u->nfds = n;
   return 0;
 }
 
-static int queue_arm(struct eddy__uring *u, int fd)
+int eddy__uring_queue_arm(struct eddy__uring *u, int fd)
 {
   if (u->fds[fd].to_arm)
     return 0;
@@ -187,13 +197,25 @@ static int disarm(struct eddy__uring *u, int fd)
   struct uring_fd *f = &u->fds[fd];
   if (!f->in_flight)
     return 0;
-  struct io_uring_sqe *sqe = sqe_get(u);
+  struct io_uring_sqe *sqe = eddy__uring_sqe(u);
   if (sqe == NULL)
     return -EBUSY;
-  io_uring_prep_poll_remove(sqe, tag(fd, f->seq));
-  io_uring_sqe_set_data64(sqe, REMOVE_TAG);
+  io_uring_prep_poll_remove(sqe, eddy__uring_tag(fd, f->seq, EDDY__OP_POLL));
+  io_uring_sqe_set_data64(sqe, EDDY__URING_IGNORE);
   f->in_flight = 0;
   f->seq++;
+  return 0;
+}
+
+int eddy__uring_cancel(struct eddy__uring *u, int fd)
+{
+  struct uring_fd *f = &u->fds[fd];
+  struct io_uring_sqe *sqe = eddy__uring_sqe(u);
+  if (sqe == NULL)
+    return -EBUSY;
+  io_uring_prep_cancel64(sqe, eddy__uring_tag(fd, f->rseq, f->racc ? EDDY__OP_ACCEPT : EDDY__OP_RECV), 0);
+  io_uring_sqe_set_data64(sqe, EDDY__URING_IGNORE);
+  f->rstate = EDDY__RECV_CANCELLING;
   return 0;
 }
 
@@ -204,13 +226,24 @@ static int ur_ctl(eddy_loop_t *loop, int fd, enum eddy__ctl_op op, unsigned mask
   if (rc < 0)
     return rc;
   struct uring_fd *f = &u->fds[fd];
-  if (op == EDDY__CTL_DEL) {
+  if (op == EDDY__CTL_DEL || op == EDDY__CTL_ADD) {
+    /* A new registration keeps nothing of an old one: it may be an
+     * earlier file's that had the same fd number. */
     f->want = 0;
     f->watched = 0;
     rc = disarm(u, fd);
-    /* Submitted and run now, deferred work included: the poll lets go of
-     * the file before the caller closes the fd, so the close takes effect
-     * at once (a FIN a blocked peer is waiting for). */
+    if (f->rstate == EDDY__RECV_ARMED)
+      eddy__uring_cancel(u, fd); /* if no slot, the close ends it */
+    /* Whatever still completes for it is stale: its buffer goes back. */
+    f->rstate = EDDY__RECV_IDLE;
+    f->rseq++;
+    f->racc = 0;
+    eddy__urecv_forget(loop, fd);
+  }
+  if (op == EDDY__CTL_DEL) {
+    /* Submitted and run now, deferred work included: the poll and the
+     * receive let go of the file before the caller closes the fd, so the
+     * close takes effect at once (a FIN a blocked peer is waiting for). */
     if (rc == 0) {
       int r = io_uring_submit_and_get_events(&u->ring);
       if (r < 0 && r != -EINTR)
@@ -218,29 +251,51 @@ static int ur_ctl(eddy_loop_t *loop, int fd, enum eddy__ctl_op op, unsigned mask
     }
     return rc < 0 ? rc : 0;
   }
-  f->want = (unsigned char)(mask & (EDDY_READ | EDDY_WRITE));
-  f->watched = 1;
-  /* A new registration never keeps an old poll: it may be an earlier
-   * file's that had the same fd number. */
-  if (f->in_flight && (op == EDDY__CTL_ADD || f->armed != f->want) &&
-      (rc = disarm(u, fd)) < 0)
+  if (rc < 0)
     return rc;
-  if (!f->in_flight)
-    return queue_arm(u, fd);
+  f->want = (unsigned char)(mask & (EDDY_READ | EDDY_WRITE | EDDY__RECV | EDDY__ACCEPT));
+  f->watched = 1;
+  return eddy__uring_queue_arm(u, fd);
+}
+
+/* Brings @fd's requests in line with what it wants: a receive while it
+ * reads (uring_recv.c), and a poll for what the receive does not cover. */
+static int sync_fd(eddy_loop_t *loop, int fd)
+{
+  struct eddy__uring *u = loop->uring;
+  struct uring_fd *f = &u->fds[fd];
+  if (!f->watched)
+    return 0;
+  int rc = (f->want & EDDY__ACCEPT) || f->racc ? eddy__uaccept_sync(loop, fd)
+                                                 : eddy__urecv_sync(loop, fd);
+  if (rc < 0)
+    return rc;
+  unsigned pm = f->want & (EDDY_READ | EDDY_WRITE);
+  if (f->rstate == EDDY__RECV_ARMED)
+    pm &= ~EDDY_READ;
+  int need = pm != 0 || f->rstate != EDDY__RECV_ARMED;
+  if (f->in_flight && (!need || f->armed != pm) && (rc = disarm(u, fd)) < 0)
+    return rc;
+  if (f->in_flight || !need)
+    return 0;
+  struct io_uring_sqe *sqe = eddy__uring_sqe(u);
+  if (sqe == NULL)
+    return -EBUSY;
+  f->seq++;
+  f->armed = (unsigned char)pm;
+  f->in_flight = 1;
+  io_uring_prep_poll_add(sqe, fd, poll_mask(pm));
+  io_uring_sqe_set_data64(sqe, eddy__uring_tag(fd, f->seq, EDDY__OP_POLL));
   return 0;
 }
 
-/* Arms a poll for every fd that wants one and has none in flight. */
-static int arm_pending(struct eddy__uring *u)
+static int arm_pending(eddy_loop_t *loop)
 {
+  struct eddy__uring *u = loop->uring;
   for (int i = 0; i < u->narm; i++) {
     int fd = u->arm[i];
-    struct uring_fd *f = &u->fds[fd];
-    f->to_arm = 0;
-    if (!f->watched || f->in_flight)
-      continue;
-    struct io_uring_sqe *sqe = sqe_get(u);
-    if (sqe == NULL) {
+    u->fds[fd].to_arm = 0;
+    if (sync_fd(loop, fd) < 0) {
       /* Keep the rest for the next iteration rather than lose them. */
       memmove(u->arm, u->arm + i, (size_t)(u->narm - i) * sizeof *u->arm);
       u->narm -= i;
@@ -248,11 +303,6 @@ static int arm_pending(struct eddy__uring *u)
         u->fds[u->arm[j]].to_arm = 1;
       return -EBUSY;
     }
-    f->seq++;
-    f->armed = f->want;
-    f->in_flight = 1;
-    io_uring_prep_poll_add(sqe, fd, poll_mask(f->want));
-    io_uring_sqe_set_data64(sqe, tag(fd, f->seq));
   }
   u->narm = 0;
   return 0;
@@ -266,17 +316,25 @@ static void reap(eddy_loop_t *loop, struct eddy__uring *u)
   io_uring_for_each_cqe(&u->ring, head, cqe) {
     seen++;
     uint64_t data = io_uring_cqe_get_data64(cqe);
-    if (data == REMOVE_TAG)
+    if (data == EDDY__URING_IGNORE)
       continue;
-    int fd = (int)(uint32_t)data;
+    if ((uint32_t)data & EDDY__URING_ACCEPT_BIT) {
+      eddy__uaccept_complete(loop, cqe);
+      continue;
+    }
+    if ((uint32_t)data & EDDY__URING_RECV_BIT) {
+      eddy__urecv_complete(loop, cqe);
+      continue;
+    }
+    int fd = (int)((uint32_t)data & EDDY__URING_FD_MASK);
     if (fd < 0 || fd >= u->nfds)
       continue;
     struct uring_fd *f = &u->fds[fd];
-    if (!f->in_flight || f->seq != (uint32_t)(data >> 32))
+    if (!f->in_flight || f->seq != (uint16_t)(data >> 32))
       continue; /* removed, or an earlier file's */
     f->in_flight = 0;
     if (f->watched)
-      queue_arm(u, fd); /* level-triggered: ask again next time */
+      eddy__uring_queue_arm(u, fd); /* level-triggered: ask again next time */
     unsigned e = 0;
     if (cqe->res < 0) {
       e = EDDY_ERROR; /* let the handler's own syscall say what */
@@ -298,12 +356,13 @@ static int ur_wait(eddy_loop_t *loop, int timeout_ms)
 {
   struct eddy__uring *u = loop->uring;
   struct io_uring_cqe *cqe = NULL;
-  int rc = arm_pending(u);
 
+  eddy__urecv_refill(loop);
+  int rc = arm_pending(loop);
   if (rc < 0 && rc != -EBUSY)
     return rc;
-  if (rc == -EBUSY)
-    timeout_ms = 0; /* a full ring: reap, then arm the rest */
+  if (rc == -EBUSY || eddy__urecv_pending(loop) || eddy__uaccept_pending(loop))
+    timeout_ms = 0; /* a full ring (reap, then arm the rest), or input to report */
   /* Always through the kernel, even for a zero wait: with cooperative
    * task running, that is where finished polls turn into completions. */
   struct __kernel_timespec ts = {
@@ -314,10 +373,14 @@ static int ur_wait(eddy_loop_t *loop, int timeout_ms)
   if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
     return rc;
   reap(loop, u);
+  eddy__uaccept_fire(loop);
+  eddy__urecv_fire(loop);
   return 0;
 }
 
 const struct eddy__backend eddy__backend_uring = {
-  "io_uring", ur_init, ur_fini, ur_reinit, ur_ctl, ur_wait,
+  "io_uring", ur_init, ur_fini, ur_reinit, ur_ctl, ur_wait, eddy__urecv_read,
+  eddy__uaccept_take, eddy__uaccept_drop,
+  EDDY_READ | EDDY_WRITE | EDDY__RECV | EDDY__ACCEPT,
 };
 #endif /* EDDY_HAVE_LIBURING */

@@ -20,10 +20,18 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "loop/loop_impl.h"
 
-#define IO_MASK (EDDY_READ | EDDY_WRITE)
+#define IO_MASK (EDDY_READ | EDDY_WRITE | EDDY__RECV | EDDY__ACCEPT)
+
+/* Whether the kernel has to hear of @s's interest: not when only bits its
+ * backend does not tell apart changed. */
+static int io_stale(const eddy_loop_t *loop, const struct eddy__slot *s)
+{
+  return !s->kreg || ((s->kmask ^ s->wanted) & loop->backend->bits) != 0;
+}
 
 int eddy__io_init(eddy_loop_t *loop)
 {
@@ -163,7 +171,7 @@ int eddy_loop_update_handler(eddy_loop_t *loop, int fd, unsigned events)
   if (s == NULL)
     return -ENOENT;
   s->wanted = events & IO_MASK;
-  if (!s->kreg || s->kmask != s->wanted)
+  if (io_stale(loop, s))
     io_queue(loop, fd);
   return 0;
 }
@@ -223,7 +231,7 @@ void eddy__io_apply(eddy_loop_t *loop)
     struct eddy__slot *s = &loop->slots[fd];
 
     s->queued = 0;
-    if (!s->active || (s->kreg && s->kmask == s->wanted))
+    if (!s->active || !io_stale(loop, s))
       continue;
     rc = loop->backend->ctl(loop, fd, s->kreg ? EDDY__CTL_MOD : EDDY__CTL_ADD,
                             s->wanted);
@@ -257,7 +265,7 @@ void eddy__io_dispatch(eddy_loop_t *loop)
     if (!s->active || s->gen != e.gen)
       continue;
     if (e.events & EDDY_ERROR)
-      ev = EDDY_ERROR | s->wanted;
+      ev = EDDY_ERROR | (s->wanted & (EDDY_READ | EDDY_WRITE));
     else
       ev = e.events & s->wanted;
     if (ev == 0)
@@ -271,6 +279,27 @@ void eddy__io_dispatch(eddy_loop_t *loop)
     }
   }
   loop->nfired = 0;
+}
+
+ssize_t eddy__loop_recv(eddy_loop_t *loop, int fd, void *buf, size_t len, int flags)
+{
+  if (loop->backend->recv != NULL)
+    return loop->backend->recv(loop, fd, buf, len, flags);
+  return recv(fd, buf, len, flags);
+}
+
+int eddy__loop_accept(eddy_loop_t *loop, int lfd, struct sockaddr_storage *ss,
+                      socklen_t *len, eddy__accept_fn direct)
+{
+  if (loop->backend->accept != NULL)
+    return loop->backend->accept(loop, lfd, ss, len, direct);
+  return direct(lfd, ss, len);
+}
+
+void eddy__loop_accept_drop(eddy_loop_t *loop, int lfd)
+{
+  if (loop->backend->accept_drop != NULL)
+    loop->backend->accept_drop(loop, lfd);
 }
 
 void eddy__io_forget_kernel(eddy_loop_t *loop)

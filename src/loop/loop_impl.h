@@ -3,7 +3,8 @@
  * The loop's private state, shared by the files of src/loop only.
  *
  * Each file owns one concern: loop.c the life cycle and the iteration,
- * io.c the fd table, backend_*.c the kernel interface, timer.c the heap,
+ * io.c the fd table, backend_*.c the kernel interface (uring_*.c the
+ * io_uring backend's receives and accepts, uring.h), timer.c the heap,
  * wakeup.c the cross-thread queue, signal.c signals, threadpool.c the pool,
  * log.c logging. They talk through the eddy__* functions declared here.
  */
@@ -64,6 +65,14 @@ struct eddy__backend {
   /* Waits up to @timeout_ms (-1: forever) and reports through
    * eddy__io_fire(). @return 0 or -errno (EINTR is not an error). */
   int (*wait)(eddy_loop_t *loop, int timeout_ms);
+  /* eddy__loop_recv(), or NULL for plain recv(). */
+  ssize_t (*recv)(eddy_loop_t *loop, int fd, void *buf, size_t len, int flags);
+  /* eddy__loop_accept() and _accept_drop(), or NULL for @direct. */
+  int (*accept)(eddy_loop_t *loop, int lfd, struct sockaddr_storage *ss,
+                socklen_t *len, eddy__accept_fn direct);
+  void (*accept_drop)(eddy_loop_t *loop, int lfd);
+  /* The interest bits it tells apart: a change in the others costs no ctl. */
+  unsigned bits;
 };
 
 #ifdef EDDY_HAVE_EPOLL

@@ -10,6 +10,8 @@
 #define EDDY_LOOP_INTERNAL_H
 
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include "eddy/loop.h"
 #include "common/list.h"
@@ -90,6 +92,39 @@ static inline eddy__link_t *eddy__link_next(eddy__link_t link)
 {
   return (eddy__link_t *)(link & ~EDDY__LINK_TAG);
 }
+
+/*
+ * An interest bit beside EDDY_READ, for stream sockets: a read is waiting,
+ * so the bytes may be received ahead of the reader. The io_uring backend
+ * then receives on the ring (src/loop/uring_recv.c); the others ignore it.
+ * Without it, READ is plain readiness (an idle stream's watch).
+ */
+#define EDDY__RECV 0x040u
+
+/*
+ * recv() for a stream socket the loop watches (@flags 0 or MSG_PEEK): on
+ * io_uring, bytes the ring received for @fd come first, then the end that
+ * stopped the receive; the kernel is asked only while no receive is in
+ * flight. Elsewhere plain recv(). errno as recv() (EINTR retried by the
+ * caller).
+ */
+ssize_t eddy__loop_recv(eddy_loop_t *loop, int fd, void *buf, size_t len, int flags);
+
+/*
+ * The same for listening sockets: EDDY__ACCEPT beside EDDY_READ asks the
+ * io_uring backend to accept on the ring (src/loop/uring_accept.c).
+ * eddy__loop_accept() hands out what it accepted, then the error that
+ * stopped it, else calls @direct (accept4 and its flags, the caller's);
+ * -1 and errno as accept(). Accepted fds not handed out stay the loop's
+ * across a pause (the handler removed and added again), as connections
+ * wait in the backlog; eddy__loop_accept_drop() closes them, before the
+ * listener is closed.
+ */
+#define EDDY__ACCEPT 0x080u
+typedef int (*eddy__accept_fn)(int lfd, struct sockaddr_storage *ss, socklen_t *len);
+int eddy__loop_accept(eddy_loop_t *loop, int lfd, struct sockaddr_storage *ss,
+                      socklen_t *len, eddy__accept_fn direct);
+void eddy__loop_accept_drop(eddy_loop_t *loop, int lfd);
 
 struct eddy__task {
   eddy__link_t next;

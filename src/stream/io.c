@@ -58,10 +58,12 @@ void eddy__io_update(eddy_stream_t *s)
     want = EDDY_WRITE;
   } else {
     if (s->can_read && !s->read_ended) {
+      /* A read waits: a socket's bytes may be received ahead of it. */
+      unsigned reading = s->is_pipe ? EDDY_READ : EDDY_READ | EDDY__RECV;
       if (s->rd.kind != EDDY__RK_NONE)
-        want |= EDDY_READ;
+        want |= reading;
       else if (eddy__filter_of(s) && eddy__filter_of(s)->want_read)
-        want |= EDDY_READ;
+        want |= reading;
       else if (s->watch_idle && eddy__buf_len(&s->rbuf) == 0 && !s->kernel_unread)
         want |= EDDY_READ; /* so a peer's close or reset is noticed */
       /* else R6: input is buffered (here, or in the kernel as an idle peek
@@ -122,7 +124,7 @@ static void idle_peek(eddy_stream_t *s)
   char c;
   ssize_t r;
   do {
-    r = recv(s->fd, &c, 1, MSG_PEEK);
+    r = eddy__loop_recv(eddy__stream_loop(s), s->fd, &c, 1, MSG_PEEK);
   } while (r < 0 && errno == EINTR);
   if (r > 0) {
     s->kernel_unread = 1;
@@ -168,10 +170,11 @@ void eddy__io_drain_before_close(eddy_stream_t *s)
      * chunk is asked for until it says so. The peek saw data, so an
      * EAGAIN before any byte came is a passing answer: asked again, a few
      * times (a RST would cost the peer our last write). */
+    eddy_loop_t *loop = eddy__stream_loop(s);
     int again = 3;
     for (size_t got = 0; got < ask; got += (size_t)r) {
       do {
-        r = recv(s->fd, eddy__buf_tail(&s->rbuf), ask - got, 0);
+        r = eddy__loop_recv(loop, s->fd, eddy__buf_tail(&s->rbuf), ask - got, 0);
       } while (r < 0 && (errno == EINTR || (errno == EAGAIN && got == 0 && again-- > 0)));
       if (r <= 0)
         break;
@@ -181,7 +184,9 @@ void eddy__io_drain_before_close(eddy_stream_t *s)
       eddy__buf_release(&s->rbuf);
     return;
   }
-  /* Until the kernel has no more, at most 256 KiB. */
+  /* Until the kernel has no more, at most 256 KiB. Straight from the
+   * kernel even on io_uring: what its ring received is dropped with the
+   * handler. */
   char scratch[16384];
   size_t dropped = 0;
   for (int i = 0; i < 64 && dropped < 16 * sizeof(scratch); i++) {
@@ -197,8 +202,9 @@ void eddy__io_drain_before_close(eddy_stream_t *s)
 static ssize_t sys_read(eddy_stream_t *s, void *buf, size_t len)
 {
   ssize_t r;
+  eddy_loop_t *loop = eddy__stream_loop(s);
   do {
-    r = s->is_pipe ? read(s->fd, buf, len) : recv(s->fd, buf, len, 0);
+    r = s->is_pipe ? read(s->fd, buf, len) : eddy__loop_recv(loop, s->fd, buf, len, 0);
   } while (r < 0 && errno == EINTR);
   return r;
 }

@@ -17,12 +17,16 @@
 #define BACKOFF_MIN 0.1
 #define BACKOFF_MAX 1.0
 #define WARN_INTERVAL 1.0
+/* Readable, and the loop may accept ahead of us (io_uring). */
+#define LISTEN_EVENTS (EDDY_READ | EDDY__ACCEPT)
 
 static int open_spare(void)
 {
   return open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* The kernel's accept, for eddy__loop_accept() to fall back on (the loop
+ * may have accepted ahead of us: on io_uring, on the ring). */
 static int accept_fd(int lfd, struct sockaddr_storage *ss, socklen_t *len)
 {
 #ifdef HAVE_ACCEPT4
@@ -73,7 +77,7 @@ static void rearm(struct eddy__acceptor *a)
       eddy_loop_remove_handler(a->loop, a->fds[i]);
       continue;
     }
-    int rc = eddy_loop_add_handler(a->loop, a->fds[i], EDDY_READ, on_readable, a);
+    int rc = eddy_loop_add_handler(a->loop, a->fds[i], LISTEN_EVENTS, on_readable, a);
     if (rc == 0)
       eddy__loop_set_fd_kind(a->loop, a->fds[i], EDDY__FD_LISTEN);
     if (rc < 0 && rc != -EEXIST) { /* -ENOMEM: try again later */
@@ -162,7 +166,7 @@ static void on_readable(eddy_loop_t *loop, int lfd, unsigned events, void *arg)
       break;
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    int fd = accept_fd(lfd, &ss, &len);
+    int fd = eddy__loop_accept(loop, lfd, &ss, &len, accept_fd);
     if (fd >= 0) {
       a->backoff_delay = BACKOFF_MIN;
       a->ops->accepted(a->owner, fd, (struct sockaddr *)&ss, len);
@@ -238,7 +242,7 @@ static int add_checked(struct eddy__acceptor *a, const int *fds, size_t n)
     a->cap = cap;
   }
   for (size_t i = 0; a->armed && i < n; i++) {
-    int rc = eddy_loop_add_handler(a->loop, fds[i], EDDY_READ, on_readable, a);
+    int rc = eddy_loop_add_handler(a->loop, fds[i], LISTEN_EVENTS, on_readable, a);
     eddy__loop_set_fd_kind(a->loop, fds[i], EDDY__FD_LISTEN);
     if (rc < 0) {
       while (i > 0)
@@ -275,6 +279,7 @@ void eddy__acceptor_close(struct eddy__acceptor *a)
   for (size_t i = 0; i < a->n; i++) {
     if (a->armed)
       eddy_loop_remove_handler(a->loop, a->fds[i]);
+    eddy__loop_accept_drop(a->loop, a->fds[i]); /* as the backlog goes */
     close(a->fds[i]);
   }
   free(a->fds);

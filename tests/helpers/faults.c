@@ -18,12 +18,14 @@
  * could not expect. A short count asks the kernel for fewer bytes (or fewer
  * epoll events) than the caller did, so what is transferred is always what
  * the real call did transfer. accept4 gets EINTR, EAGAIN or ECONNABORTED,
- * before the connection is taken (it stays queued).
+ * before the connection is taken (it stays queued). Under EDDY_BACKEND=
+ * io_uring what completes on the ring (receives, accepts) is not faulted:
+ * only the system calls eddy still makes are.
  *
  * EDDY_FAULTS_ALLOC is the fraction of malloc, calloc and realloc calls
  * that return NULL (ENOMEM; realloc leaves the block alone). They start
  * once the process has accepted its first connection (a server's start-up
- * is not under test), or at once with EDDY_FAULTS_ALLOC_ARM=now. OpenSSL's
+ * is not under test; on io_uring, asked its first peer address), or at once with EDDY_FAULTS_ALLOC_ARM=now. OpenSSL's
  * allocations come through here too (its default CRYPTO_malloc is libc's
  * malloc), which is wanted: its failures must reach eddy as errors.
  * EDDY_FAULTS_ALLOC_NTH=N fails exactly one allocation instead: the N-th
@@ -400,6 +402,19 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
     return (int)fail(f == F_EAGAIN && next_rand() % 2 ? F_CONNABORTED : f);
   int r = real_accept4(fd, addr, alen, flags);
   if (r >= 0)
+    atomic_store(&alloc_armed, 1);
+  return r;
+}
+
+/* On io_uring a server's accepts complete on the ring, out of this shim's
+ * sight; eddy asks each fd accepted there for its peer's address, so the
+ * first answer arms allocation faults as the first accept4 does. Not
+ * faulted itself: the ring's completions are not either. */
+EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *alen)
+{
+  REAL(getpeername, int, (int, struct sockaddr *, socklen_t *));
+  int r = real_getpeername(fd, addr, alen);
+  if (r == 0)
     atomic_store(&alloc_armed, 1);
   return r;
 }
