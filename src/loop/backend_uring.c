@@ -174,21 +174,28 @@ static int fd_room(struct eddy__uring *u, int fd)
   return 0;
 }
 
+int eddy__uring_push_fd(int **v, int *n, int *cap, int fd)
+{
+  if (*n == *cap) {
+    int c = *cap ? 2 * *cap : 64;
+    int *p = realloc(*v, (size_t)c * sizeof *p);
+    if (p == NULL)
+      return -ENOMEM;
+    *v = p;
+    *cap = c;
+  }
+  (*v)[(*n)++] = fd;
+  return 0;
+}
+
 int eddy__uring_queue_arm(struct eddy__uring *u, int fd)
 {
   if (u->fds[fd].to_arm)
     return 0;
-  if (u->narm == u->caparm) {
-    int cap = u->caparm ? 2 * u->caparm : 64;
-    int *p = realloc(u->arm, (size_t)cap * sizeof *p);
-    if (p == NULL)
-      return -ENOMEM;
-    u->arm = p;
-    u->caparm = cap;
-  }
-  u->arm[u->narm++] = fd;
-  u->fds[fd].to_arm = 1;
-  return 0;
+  int rc = eddy__uring_push_fd(&u->arm, &u->narm, &u->caparm, fd);
+  if (rc == 0)
+    u->fds[fd].to_arm = 1;
+  return rc;
 }
 
 /* Withdraws the poll in flight on @fd, if any; its completion turns stale. */

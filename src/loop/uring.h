@@ -83,6 +83,9 @@ static inline uint64_t eddy__uring_tag(int fd, uint16_t seq, int op)
 /* backend_uring.c */
 struct io_uring_sqe *eddy__uring_sqe(struct eddy__uring *u);
 int eddy__uring_queue_arm(struct eddy__uring *u, int fd);
+/* Appends @fd to the growable array *@v (*@n used of *@cap). @return 0 or
+ * -ENOMEM (the array unchanged). */
+int eddy__uring_push_fd(int **v, int *n, int *cap, int fd);
 /* Withdraws @fd's receive or accept: CANCELLING until its last completion.
  * @return 0 or -EBUSY (no submission slot). */
 int eddy__uring_cancel(struct eddy__uring *u, int fd);

@@ -76,20 +76,6 @@ struct eddy__urecv {
   int nstarved, capstarved;
 };
 
-static int push_fd(int **v, int *n, int *cap, int fd)
-{
-  if (*n == *cap) {
-    int c = *cap ? 2 * *cap : 64;
-    int *p = realloc(*v, (size_t)c * sizeof *p);
-    if (p == NULL)
-      return -ENOMEM;
-    *v = p;
-    *cap = c;
-  }
-  (*v)[(*n)++] = fd;
-  return 0;
-}
-
 static struct eddy__urecv *rx_get(struct eddy__uring *u)
 {
   struct eddy__urecv *rx = u->rx;
@@ -160,7 +146,7 @@ static unsigned list_count(const struct eddy__urecv *rx, const struct uring_fd *
 
 static void list_fd(struct eddy__urecv *rx, struct uring_fd *f, int fd)
 {
-  if (!f->listed && push_fd(&rx->ready, &rx->nready, &rx->capready, fd) == 0)
+  if (!f->listed && eddy__uring_push_fd(&rx->ready, &rx->nready, &rx->capready, fd) == 0)
     f->listed = 1;
 }
 
@@ -270,7 +256,7 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
     give_back(rx, bid);
   } else if (cqe->res == -ENOBUFS) {
     if (!f->starved &&
-        push_fd(&rx->starved, &rx->nstarved, &rx->capstarved, fd) == 0)
+        eddy__uring_push_fd(&rx->starved, &rx->nstarved, &rx->capstarved, fd) == 0)
       f->starved = 1;
   } else if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP) {
     rx->off = 1; /* no multishot receive on this kernel: readiness */
