@@ -233,7 +233,7 @@ void sfx_raw_write_all(int fd, const void *data, size_t len) {
   const char *p = data;
   while (len > 0) {
     ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR)
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     ck_assert_msg(n > 0, "raw write: %s", strerror(errno));
     p += n;

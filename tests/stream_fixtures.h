@@ -106,7 +106,8 @@ void sfx_shrink_kernel_buffers(int fd);
 /** Makes the next close() of a TCP socket send a RST (SO_LINGER {1, 0}). */
 void sfx_set_linger0(int fd);
 
-/** Blocking: writes all of @p data to a raw fd. */
+/** Writes all of @p data to a raw fd, retrying EINTR and EAGAIN (a
+ * non-blocking socket under make check-faults gets made-up ones). */
 void sfx_raw_write_all(int fd, const void *data, size_t len);
 
 /** Blocking: reads exactly @p len bytes from a raw fd. */

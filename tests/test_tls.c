@@ -730,15 +730,8 @@ static void bio_client_send(BIO *out, int fd)
 {
   char buf[16384];
   int n;
-  while ((n = BIO_read(out, buf, sizeof buf)) > 0) {
-    for (int done = 0; done < n;) {
-      ssize_t w = write(fd, buf + done, (size_t)(n - done));
-      if (w < 0 && (errno == EINTR || errno == EAGAIN))
-        continue;
-      ck_assert_msg(w > 0, "raw write: %s", strerror(errno));
-      done += (int)w;
-    }
-  }
+  while ((n = BIO_read(out, buf, sizeof buf)) > 0)
+    sfx_raw_write_all(fd, buf, (size_t)n);
 }
 
 /* Feeds the memory-BIO client what the server sent, as far as the socket
