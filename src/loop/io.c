@@ -302,6 +302,20 @@ void eddy__loop_accept_drop(eddy_loop_t *loop, int lfd)
     loop->backend->accept_drop(loop, lfd);
 }
 
+int eddy__loop_send(eddy_loop_t *loop, int fd, const struct iovec *iov, int n, int flags,
+                    eddy__sent_fn fn, void *arg)
+{
+  if (loop->backend->send == NULL)
+    return -ENOTSUP;
+  return loop->backend->send(loop, fd, iov, n, flags, fn, arg);
+}
+
+void eddy__loop_send_settle(eddy_loop_t *loop, unsigned id)
+{
+  if (loop->backend->send_settle != NULL)
+    loop->backend->send_settle(loop, id);
+}
+
 void eddy__io_forget_kernel(eddy_loop_t *loop)
 {
   int fd;
