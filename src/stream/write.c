@@ -621,8 +621,10 @@ static void write_unborrow(eddy_future_t *f, void *arg)
   }
   if (eddy__wq_unborrow(&s->wq, f) < 0)
     eddy__stream_close(s, -ENOMEM, "out of memory copying a cancelled borrowed write");
-  else if (resend)
+  else if (resend) {
     eddy__write_flush(s);
+    eddy__io_update(s); /* write interest, if that took a system call and EAGAIN */
+  }
   eddy__stream_release(s);
 }
 
