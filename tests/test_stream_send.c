@@ -145,6 +145,25 @@ static void writes_free(struct writes *w)
   free(w->buf);
 }
 
+/* A writer whose @n writes backed up: after a pass of the loop the last
+ * is still pending (its bytes wait for the peer, on io_uring in a send in
+ * flight). */
+static struct writes backed_up(const eddy_stream_options_t *opts, int n, int borrowed,
+                               int *peer)
+{
+  struct writes w = start_writes(writer(opts, peer), n, borrowed);
+  sfx_run_for(0.1);
+  ck_assert(!eddy_future_done(w.f[w.n - 1]));
+  return w;
+}
+
+/* The last write was rejected as a close with @cause rejects it. */
+static void expect_rejected(const struct writes *w, int cause)
+{
+  ck_assert_int_eq(eddy_future_error(w->f[w->n - 1]), EDDY_ECLOSED);
+  ck_assert_int_eq(eddy_future_cause(w->f[w->n - 1]), cause);
+}
+
 /* Write futures settle in order: none resolved after one still pending. */
 static void check_order(const struct writes *w)
 {
@@ -283,15 +302,12 @@ END_TEST
 START_TEST(test_error_close_with_send_in_flight)
 {
   int peer;
-  eddy_stream_t *s = writer(NULL, &peer);
-  struct writes w = start_writes(s, 64, 0);
-  sfx_run_for(0.1);
-  ck_assert(!eddy_future_done(w.f[w.n - 1]));
+  struct writes w = backed_up(NULL, 64, 0, &peer);
+  eddy_stream_t *s = w.s;
   eddy_stream_close(s, EDDY_ECANCELLED);
   ck_assert(eddy_stream_closed(s));
   sfx_wait(w.f[w.n - 1]);
-  ck_assert_int_eq(eddy_future_error(w.f[w.n - 1]), EDDY_ECLOSED);
-  ck_assert_int_eq(eddy_future_cause(w.f[w.n - 1]), EDDY_ECANCELLED);
+  expect_rejected(&w, EDDY_ECANCELLED);
   check_order(&w);
   size_t n = peer_until_eof(peer);
   ck_assert_msg(n < (size_t)w.n * CHUNK, "all %zu bytes came after the close", n);
@@ -306,10 +322,8 @@ END_TEST
 START_TEST(test_unref_with_send_in_flight)
 {
   int peer;
-  eddy_stream_t *s = writer(NULL, &peer);
-  struct writes w = start_writes(s, 32, 0);
-  sfx_run_for(0.1);
-  ck_assert(!eddy_future_done(w.f[w.n - 1]));
+  struct writes w = backed_up(NULL, 32, 0, &peer);
+  eddy_stream_t *s = w.s;
   sfx_release(&s);
   peer_drain(peer, (size_t)w.n * CHUNK, &w);
   sfx_wait(w.f[w.n - 1]);
@@ -326,17 +340,14 @@ END_TEST
 START_TEST(test_reset_with_send_in_flight)
 {
   int peer;
-  eddy_stream_t *s = writer(NULL, &peer);
-  struct writes w = start_writes(s, 32, 0);
-  sfx_run_for(0.1);
-  ck_assert(!eddy_future_done(w.f[w.n - 1]));
+  struct writes w = backed_up(NULL, 32, 0, &peer);
+  eddy_stream_t *s = w.s;
   sfx_set_linger0(peer);
   close(peer);
   sfx_run_until_closed(s);
   int e = eddy_stream_error(s);
   ck_assert_msg(e == -ECONNRESET || e == -EPIPE, "closed with %s", eddy_err_name(e));
-  ck_assert_int_eq(eddy_future_error(w.f[w.n - 1]), EDDY_ECLOSED);
-  ck_assert_int_eq(eddy_future_cause(w.f[w.n - 1]), e);
+  expect_rejected(&w, e);
   check_order(&w);
   writes_free(&w);
 }
@@ -354,8 +365,7 @@ START_TEST(test_write_timeout_with_send_in_flight)
   struct writes w = start_writes(s, 32, 0);
   sfx_run_until_closed(s);
   ck_assert_int_eq(eddy_stream_error(s), EDDY_ETIMEOUT);
-  ck_assert_int_eq(eddy_future_error(w.f[w.n - 1]), EDDY_ECLOSED);
-  ck_assert_int_eq(eddy_future_cause(w.f[w.n - 1]), EDDY_ETIMEOUT);
+  expect_rejected(&w, EDDY_ETIMEOUT);
   check_order(&w);
   ck_assert(peer_until_eof(peer) < (size_t)w.n * CHUNK);
   writes_free(&w);
@@ -430,10 +440,8 @@ END_TEST
 START_TEST(test_borrowed_cancelled_in_flight)
 {
   int peer;
-  eddy_stream_t *s = writer(NULL, &peer);
-  struct writes w = start_writes(s, 16, 1);
-  sfx_run_for(0.1);
-  ck_assert(!eddy_future_done(w.f[w.n - 1]));
+  struct writes w = backed_up(NULL, 16, 1, &peer);
+  eddy_stream_t *s = w.s;
   for (int i = 0; i < w.n; i++)
     if (!eddy_future_done(w.f[i]))
       ck_assert_int_eq(eddy_future_cancel(w.f[i]), 0);
@@ -452,10 +460,8 @@ END_TEST
 START_TEST(test_fork_with_send_in_flight)
 {
   int peer;
-  eddy_stream_t *s = writer(NULL, &peer);
-  struct writes w = start_writes(s, 16, 0);
-  sfx_run_for(0.1);
-  ck_assert(!eddy_future_done(w.f[w.n - 1]));
+  struct writes w = backed_up(NULL, 16, 0, &peer);
+  eddy_stream_t *s = w.s;
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0) {
