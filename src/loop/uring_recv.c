@@ -14,9 +14,10 @@
  * fewer than a quarter are left in it, so its resident pages follow the
  * most buffers ever held at once. A burst (10,000 clients connecting
  * together) still leaves every page it touched resident, so once the ring
- * has been quiet -- the loop about to sleep with no buffer held, at most
- * once a second (TRIM_NS) -- the pages of all the buffers go back to the
- * system (MADV_DONTNEED): an idle server keeps none of them. That is
+ * has been quiet -- the loop about to sleep with no buffer held and none
+ * filled for QUIET_NS -- the pages of all the buffers go back to the
+ * system (MADV_DONTNEED): an idle server keeps none of them, and a busy
+ * one never trims (no page is faulted back in under load). That is
  * safe only on a ring with deferred task running, where the kernel fills
  * buffers inside our io_uring_enter and never while we are elsewhere; on
  * older rings the pages stay. A socket
@@ -66,7 +67,7 @@
 
 #define NBUFS 128u              /* a power of two, below NOBUF: the ring's size */
 #define BUF_SIZE (16u * 1024u) /* 2 MiB in all, touched only as used */
-#define TRIM_NS 1000000000LL      /* at most one trim a second */
+#define QUIET_NS 250000000LL     /* no buffer filled for this long: trim */
 #define FIRST_BUFS 16u           /* in the ring at first; it grows by as many */
 #define PAUSE_BUFS 8u
 #define BULK_OFF (BUF_SIZE / 4)
@@ -86,7 +87,7 @@ struct eddy__urecv {
   int registered;    /* with the current ring */
   int off;           /* the kernel has no multishot receive: readiness only */
   int touched;       /* a buffer was filled since the last trim */
-  int64_t trimmed_at; /* loop time of the last trim */
+  int64_t filled_at; /* loop time a buffer was last filled */
   unsigned char next[NBUFS]; /* each fd's list, linked through its buffers */
   uint32_t len[NBUFS];  /* bytes the kernel put in each */
   uint16_t start[NBUFS]; /* of those, already read (only a list's head has any) */
@@ -256,6 +257,7 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
     return;
   if (has_buf) {
     rx->touched = 1;
+    rx->filled_at = loop->now;
     if (++rx->held > rx->live - rx->live / 4)
       grow(rx); /* out of the ring until given back; keep a quarter in it */
   }
@@ -373,13 +375,12 @@ int eddy__urecv_trim(eddy_loop_t *loop, int timeout_ms)
   if (timeout_ms == 0 || rx == NULL || !rx->touched || rx->held != 0 ||
       !(u->ring.flags & IORING_SETUP_DEFER_TASKRUN))
     return timeout_ms;
-  int64_t due = rx->trimmed_at + TRIM_NS;
+  int64_t due = rx->filled_at + QUIET_NS;
   if (loop->now >= due) {
     /* Every buffer is in the ring, empty: their contents do not matter,
      * and a page the kernel fills next is a fresh zero one. */
     (void)madvise(rx->bufs, (size_t)NBUFS * BUF_SIZE, MADV_DONTNEED);
     rx->touched = 0;
-    rx->trimmed_at = loop->now;
     return timeout_ms;
   }
   int ms = (int)((due - loop->now + 999999) / 1000000); /* wake up to trim */
