@@ -244,6 +244,48 @@ START_TEST(test_slow_readers_bounded) {
 }
 END_TEST
 
+/* A burst of connections grows the loop's receive buffers (io_uring: the
+ * ring hands out more buffers), then the loop sleeps long enough for the
+ * quiet ring to give their pages back (after 250 ms without input): what comes
+ * next, into buffers whose pages went, arrives intact on every stream. */
+#define NBURST 24 /* more than the 16 buffers the ring starts with */
+START_TEST(test_bytes_survive_a_quiet_loop) {
+  int peers[NBURST];
+  eddy_stream_t *ss[NBURST];
+  eddy_future_t *fs[NBURST];
+  char buf[200];
+
+  for (int i = 0; i < NBURST; i++) {
+    ss[i] = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peers[i]);
+    fs[i] = eddy_stream_read_bytes(ss[i], 100, 0);
+  }
+  sfx_run_for(0.05);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < NBURST; i++) {
+      sfx_pattern_fill(buf, 100, (size_t)(round * 1000 + i));
+      sfx_raw_write_all(peers[i], buf, 100);
+    }
+    for (int i = 0; i < NBURST; i++) {
+      sfx_wait(fs[i]);
+      size_t n = 0;
+      char *got = eddy_future_take(fs[i], &n);
+      ck_assert_uint_eq(n, 100);
+      ck_assert_msg(sfx_pattern_check(got, 100, (size_t)(round * 1000 + i)),
+                    "round %d, stream %d: wrong bytes", round, i);
+      free(got);
+      eddy_future_unref(fs[i]);
+      fs[i] = eddy_stream_read_bytes(ss[i], 100, 0);
+    }
+    sfx_run_for(0.6); /* quiet: time for the trim */
+  }
+  for (int i = 0; i < NBURST; i++) {
+    eddy_future_cancel(fs[i]);
+    eddy_future_unref(fs[i]);
+    close(peers[i]);
+  }
+}
+END_TEST
+
 static Suite *recv_suite(void)
 {
   Suite *s = suite_create("stream_recv");
@@ -257,6 +299,7 @@ static Suite *recv_suite(void)
   tcase_add_test(tc, test_free_with_receive_in_flight);
   tcase_add_test(tc, test_bulk_then_small);
   tcase_add_test(tc, test_slow_readers_bounded);
+  tcase_add_test(tc, test_bytes_survive_a_quiet_loop);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -347,7 +347,7 @@ static void reap(eddy_loop_t *loop, struct eddy__uring *u)
     if (fd < 0 || fd >= u->nfds)
       continue;
     struct uring_fd *f = &u->fds[fd];
-    if (!f->in_flight || f->seq != (uint16_t)(data >> 32))
+    if (!f->in_flight || f->seq != eddy__uring_seq_of(data))
       continue; /* removed, or an earlier file's */
     f->in_flight = 0;
     if (f->watched)
@@ -380,6 +380,7 @@ static int ur_wait(eddy_loop_t *loop, int timeout_ms)
     return rc;
   if (rc == -EBUSY || eddy__urecv_pending(loop) || eddy__uaccept_pending(loop))
     timeout_ms = 0; /* a full ring (reap, then arm the rest), or input to report */
+  timeout_ms = eddy__urecv_trim(loop, timeout_ms);
   /* Always through the kernel, even for a zero wait: with cooperative
    * task running, that is where finished polls turn into completions. */
   struct __kernel_timespec ts = {

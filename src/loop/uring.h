@@ -21,19 +21,20 @@
  * (uring_fd.rstate; racc tells which). */
 enum { EDDY__RECV_IDLE = 0, EDDY__RECV_ARMED, EDDY__RECV_CANCELLING };
 
-/* One per fd number, so every connection pays for it: 12 bytes. A
+/* Sequence numbers of requests. 8 bits are plenty: a withdrawn request's
+ * last completion comes by the next io_uring_enter, and an fd is armed at
+ * most once per wait, so no stale completion is ever 128 arms behind. */
+typedef uint8_t eddy__uring_seq;
+
+/* One per fd number, so every connection pays for it: 8 bytes. A
  * registered fd is always watched, even for no events: as with epoll, an
  * error or hang-up is reported whatever the interest (a half-open stream
  * that reads and writes nothing still learns of a reset). Either a poll
  * does it or, while one is armed, the receive, whose completions carry
  * the error or the end. */
 struct uring_fd {
-  /* Sequence numbers of the poll and the receive in flight (or the last
-   * ones). 16 bits are plenty: a withdrawn request's last completion comes
-   * by the next io_uring_enter, and an fd is armed at most once per wait. */
-  uint16_t seq;
-  uint16_t rseq;
-  uint16_t roff;           /* bytes of the first received buffer already read */
+  eddy__uring_seq seq;     /* of the poll in flight (or the last one) */
+  eddy__uring_seq rseq;    /* of the receive or accept in flight (or last) */
   unsigned char rhead;     /* first received buffer not yet read, or NOBUF */
   unsigned char want;      /* READ|WRITE|EDDY__RECV|EDDY__ACCEPT asked for */
   unsigned char armed;     /* the mask of the poll in flight */
@@ -44,10 +45,10 @@ struct uring_fd {
   unsigned char listed : 1;    /* in the ready list (received, unread) */
   unsigned char starved : 1;   /* the buffer ring ran dry on it */
   unsigned char racc : 1;      /* rstate is a listener's accept's */
+  unsigned char bulk : 1;      /* filling whole buffers: readiness and recv() */
   /* What ended the receive, reported after the data: 0 none, 1 the
    * peer's end (EOF), else 1 + errno. */
   unsigned char rend;
-  unsigned char bulk; /* filling whole buffers: readiness and recv() */
 };
 
 struct eddy__urecv; /* uring_recv.c */
@@ -65,7 +66,7 @@ struct eddy__uring {
 };
 
 /* user_data: the fd, and the sequence number of the request in the high
- * half; bits 31 and 30 (never set in an fd: Linux caps fds below 2^30)
+ * half (eddy__uring_seq_of); bits 31 and 30 (never set in an fd: Linux caps fds below 2^30)
  * mark a receive or an accept. */
 #define EDDY__URING_RECV_BIT 0x80000000u
 #define EDDY__URING_ACCEPT_BIT 0x40000000u
@@ -78,7 +79,12 @@ struct eddy__uring {
 
 enum { EDDY__OP_POLL, EDDY__OP_RECV, EDDY__OP_ACCEPT };
 
-static inline uint64_t eddy__uring_tag(int fd, uint16_t seq, int op)
+static inline eddy__uring_seq eddy__uring_seq_of(uint64_t user_data)
+{
+  return (eddy__uring_seq)(user_data >> 32);
+}
+
+static inline uint64_t eddy__uring_tag(int fd, eddy__uring_seq seq, int op)
 {
   uint32_t bits = op == EDDY__OP_RECV     ? EDDY__URING_RECV_BIT
                   : op == EDDY__OP_ACCEPT ? EDDY__URING_ACCEPT_BIT
@@ -126,6 +132,10 @@ void eddy__urecv_fire(eddy_loop_t *loop);
 int eddy__urecv_pending(eddy_loop_t *loop);
 /* Before the wait: starved receives go again once buffers came back. */
 void eddy__urecv_refill(eddy_loop_t *loop);
+/* Before a wait of @timeout_ms (-1: forever): once the ring has been quiet,
+ * the buffers' pages go back to the system. @return the timeout to wait
+ * with, shortened to wake up for a trim that is not due yet. */
+int eddy__urecv_trim(eddy_loop_t *loop, int timeout_ms);
 /* The fork's child and fini: every buffer back, nothing received kept. */
 void eddy__urecv_reset(eddy_loop_t *loop);
 void eddy__urecv_fini(eddy_loop_t *loop);

@@ -38,7 +38,7 @@
 
 struct eddy__uaccept {
   int lfd;
-  uint16_t first; /* the sequence number of its first accept */
+  eddy__uring_seq first; /* the sequence number of its first accept */
   int err;    /* what stopped the accept, to report after the queue */
   int polling; /* since an error: readiness and accept4() until one works */
   int *q;     /* accepted fds, oldest first from head */
@@ -104,7 +104,7 @@ int eddy__uaccept_sync(eddy_loop_t *loop, int fd)
   if (f->rstate != EDDY__RECV_IDLE || !wanted)
     return 0;
   if (a == NULL && (a = find_or_add(u, fd)) != NULL)
-    a->first = (uint16_t)(f->rseq + 1);
+    a->first = (eddy__uring_seq)(f->rseq + 1);
   if (a == NULL)
     return 0; /* the poll covers it, and accept4() */
   struct io_uring_sqe *sqe = eddy__uring_sqe(u);
@@ -126,12 +126,12 @@ void eddy__uaccept_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
   struct uring_fd *f = fd < u->nfds ? &u->fds[fd] : NULL;
   struct eddy__uaccept *a = f != NULL ? find(u, fd) : NULL;
 
-  uint16_t seq = (uint16_t)(data >> 32);
+  eddy__uring_seq seq = eddy__uring_seq_of(data);
   if (a == NULL || f->rstate == EDDY__RECV_IDLE || !f->racc || f->rseq != seq) {
     /* Withdrawn (a pause) while it accepted: the connection is still
      * the listener's, queued for the resume; with no listener left (or
      * a later one on the same fd number), no one's. */
-    if (cqe->res >= 0 && (a == NULL || (int16_t)(seq - a->first) < 0 || push(a, cqe->res) < 0))
+    if (cqe->res >= 0 && (a == NULL || (int8_t)(seq - a->first) < 0 || push(a, cqe->res) < 0))
       close(cqe->res);
     return;
   }

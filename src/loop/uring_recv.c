@@ -7,7 +7,20 @@
  * Bounded memory. One buffer ring per loop, NBUFS buffers of BUF_SIZE,
  * mapped on the first receive: the kernel picks a buffer only when bytes
  * come, so an idle connection holds none, and however slowly the
- * application reads, the loop never holds more than the ring. A socket
+ * application reads, the loop never holds more than the ring. The kernel
+ * takes buffers in ring order and they come back at its tail, so every
+ * buffer in the ring gets used in turn and its first page stays resident:
+ * the ring starts with FIRST_BUFS of them and grows by as many whenever
+ * fewer than a quarter are left in it, so its resident pages follow the
+ * most buffers ever held at once. A burst (10,000 clients connecting
+ * together) still leaves every page it touched resident, so once the ring
+ * has been quiet -- the loop about to sleep with no buffer held and none
+ * filled for QUIET_NS -- the pages of all the buffers go back to the
+ * system (MADV_DONTNEED): an idle server keeps none of them, and a busy
+ * one never trims (no page is faulted back in under load). That is
+ * safe only on a ring with deferred task running, where the kernel fills
+ * buffers inside our io_uring_enter and never while we are elsewhere; on
+ * older rings the pages stay. A socket
  * that piles up more than PAUSE_BUFS unread buffers has its receive
  * withdrawn until its reader catches up (the rest waits in the kernel, and
  * TCP pushes back, as on epoll). When the ring runs dry (ENOBUFS) the
@@ -48,33 +61,55 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "loop/uring.h"
 
 #define NBUFS 128u              /* a power of two, below NOBUF: the ring's size */
 #define BUF_SIZE (16u * 1024u) /* 2 MiB in all, touched only as used */
+#define QUIET_NS 250000000LL     /* no buffer filled for this long: trim */
+#define FIRST_BUFS 16u           /* in the ring at first; it grows by as many */
 #define PAUSE_BUFS 8u
 #define BULK_OFF (BUF_SIZE / 4)
 #define BGID 0
 
+_Static_assert(NBUFS % FIRST_BUFS == 0, "the ring grows by FIRST_BUFS up to NBUFS");
 _Static_assert(NBUFS < EDDY__URING_NOBUF && BUF_SIZE <= UINT16_MAX + 1u,
                "buffer ids and offsets must fit struct uring_fd");
-_Static_assert(sizeof(struct uring_fd) <= 12, "every connection pays for struct uring_fd");
+_Static_assert(sizeof(struct uring_fd) <= 8, "every connection pays for struct uring_fd");
 
 struct eddy__urecv {
   struct io_uring_buf_ring *br; /* NBUFS entries, then the buffers */
   char *bufs;
   size_t maplen;
-  unsigned held;     /* buffers out of the ring: received, not yet read */
+  unsigned live;     /* buffers 0..live-1 belong to the ring's cycle */
+  unsigned held;     /* of those, out of the ring: received, not yet read */
   int registered;    /* with the current ring */
   int off;           /* the kernel has no multishot receive: readiness only */
+  int touched;       /* a buffer was filled since the last trim */
+  int64_t filled_at; /* loop time a buffer was last filled */
   unsigned char next[NBUFS]; /* each fd's list, linked through its buffers */
   uint32_t len[NBUFS];  /* bytes the kernel put in each */
+  uint16_t start[NBUFS]; /* of those, already read (only a list's head has any) */
   int *ready;           /* fds with bytes listed or an end to report */
   int nready, capready;
   int *starved;         /* fds whose receive found the ring empty */
   int nstarved, capstarved;
 };
+
+/* Hands FIRST_BUFS more buffers to the ring, if it has room for them. */
+static void grow(struct eddy__urecv *rx)
+{
+  if (rx->live >= NBUFS)
+    return;
+  for (unsigned i = 0; i < FIRST_BUFS; i++) {
+    unsigned bid = rx->live + i;
+    io_uring_buf_ring_add(rx->br, rx->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE,
+                          (unsigned short)bid, io_uring_buf_ring_mask(NBUFS), (int)i);
+  }
+  io_uring_buf_ring_advance(rx->br, FIRST_BUFS);
+  rx->live += FIRST_BUFS;
+}
 
 static struct eddy__urecv *rx_get(struct eddy__uring *u)
 {
@@ -83,7 +118,9 @@ static struct eddy__urecv *rx_get(struct eddy__uring *u)
     rx = calloc(1, sizeof *rx);
     if (rx == NULL)
       return NULL;
-    size_t ringlen = NBUFS * sizeof(struct io_uring_buf);
+    /* The buffers start on a page of their own, for the trim's madvise. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t ringlen = (NBUFS * sizeof(struct io_uring_buf) + page - 1) / page * page;
     rx->maplen = ringlen + (size_t)NBUFS * BUF_SIZE;
     void *p = mmap(NULL, rx->maplen, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -118,11 +155,9 @@ static struct eddy__urecv *rx_get(struct eddy__uring *u)
       return rx;
     }
     io_uring_buf_ring_init(rx->br);
-    for (unsigned i = 0; i < NBUFS; i++)
-      io_uring_buf_ring_add(rx->br, rx->bufs + (size_t)i * BUF_SIZE, BUF_SIZE,
-                            (unsigned short)i, io_uring_buf_ring_mask(NBUFS), (int)i);
-    io_uring_buf_ring_advance(rx->br, NBUFS);
+    rx->live = 0;
     rx->held = 0;
+    grow(rx);
     rx->registered = 1;
   }
   return rx;
@@ -159,7 +194,6 @@ static void drop_list(struct eddy__urecv *rx, struct uring_fd *f)
     b = nb;
   }
   f->rhead = EDDY__URING_NOBUF;
-  f->roff = 0;
 }
 
 int eddy__urecv_wanted(const struct eddy__uring *u, const struct uring_fd *f)
@@ -221,11 +255,15 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
 
   if (rx == NULL)
     return;
-  if (has_buf)
-    rx->held++; /* out of the ring until given back */
+  if (has_buf) {
+    rx->touched = 1;
+    rx->filled_at = loop->now;
+    if (++rx->held > rx->live - rx->live / 4)
+      grow(rx); /* out of the ring until given back; keep a quarter in it */
+  }
   struct uring_fd *f = fd < u->nfds ? &u->fds[fd] : NULL;
   if (f == NULL || f->rstate == EDDY__RECV_IDLE || f->racc ||
-      f->rseq != (uint16_t)(data >> 32)) {
+      f->rseq != eddy__uring_seq_of(data)) {
     if (has_buf)
       give_back(rx, bid); /* an earlier file's, or closed since */
     return;
@@ -235,10 +273,10 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
     f->rstate = EDDY__RECV_IDLE;
   if (cqe->res > 0 && has_buf) {
     rx->len[bid] = (uint32_t)cqe->res;
+    rx->start[bid] = 0;
     rx->next[bid] = EDDY__URING_NOBUF;
     if (f->rhead == EDDY__URING_NOBUF) {
       f->rhead = (unsigned char)bid;
-      f->roff = 0;
     } else {
       unsigned b = f->rhead;
       while (rx->next[b] != EDDY__URING_NOBUF)
@@ -255,6 +293,7 @@ void eddy__urecv_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe)
   } else if (has_buf) {
     give_back(rx, bid);
   } else if (cqe->res == -ENOBUFS) {
+    grow(rx);
     if (!f->starved &&
         eddy__uring_push_fd(&rx->starved, &rx->nstarved, &rx->capstarved, fd) == 0)
       f->starved = 1;
@@ -317,7 +356,7 @@ void eddy__urecv_refill(eddy_loop_t *loop)
   struct eddy__urecv *rx = u->rx;
   /* A quarter of the ring back before the starved go again, or they
    * would each find it dry at once. */
-  if (rx == NULL || rx->nstarved == 0 || rx->held > NBUFS - NBUFS / 4)
+  if (rx == NULL || rx->nstarved == 0 || rx->held > rx->live - rx->live / 4)
     return;
   for (int i = 0; i < rx->nstarved; i++) {
     int fd = rx->starved[i];
@@ -327,6 +366,25 @@ void eddy__urecv_refill(eddy_loop_t *loop)
     }
   }
   rx->nstarved = 0;
+}
+
+int eddy__urecv_trim(eddy_loop_t *loop, int timeout_ms)
+{
+  struct eddy__uring *u = loop->uring;
+  struct eddy__urecv *rx = u->rx;
+  if (timeout_ms == 0 || rx == NULL || !rx->touched || rx->held != 0 ||
+      !(u->ring.flags & IORING_SETUP_DEFER_TASKRUN))
+    return timeout_ms;
+  int64_t due = rx->filled_at + QUIET_NS;
+  if (loop->now >= due) {
+    /* Every buffer is in the ring, empty: their contents do not matter,
+     * and a page the kernel fills next is a fresh zero one. */
+    (void)madvise(rx->bufs, (size_t)NBUFS * BUF_SIZE, MADV_DONTNEED);
+    rx->touched = 0;
+    return timeout_ms;
+  }
+  int ms = (int)((due - loop->now + 999999) / 1000000); /* wake up to trim */
+  return timeout_ms < 0 || ms < timeout_ms ? ms : timeout_ms;
 }
 
 ssize_t eddy__urecv_read(eddy_loop_t *loop, int fd, void *buf, size_t len, int flags)
@@ -340,7 +398,7 @@ ssize_t eddy__urecv_read(eddy_loop_t *loop, int fd, void *buf, size_t len, int f
 
   if (f->rhead != EDDY__URING_NOBUF) {
     size_t got = 0;
-    unsigned b = f->rhead, off = f->roff;
+    unsigned b = f->rhead, off = rx->start[b];
     while (got < len && b != EDDY__URING_NOBUF) {
       size_t n = rx->len[b] - off;
       if (n > len - got)
@@ -358,7 +416,8 @@ ssize_t eddy__urecv_read(eddy_loop_t *loop, int fd, void *buf, size_t len, int f
     }
     if (!peek) {
       f->rhead = (unsigned char)b;
-      f->roff = (uint16_t)off;
+      if (b != EDDY__URING_NOBUF)
+        rx->start[b] = (uint16_t)off;
       if (f->rstate == EDDY__RECV_IDLE && f->watched && (f->want & EDDY__RECV))
         eddy__uring_queue_arm(u, fd); /* it may have paused for this reader */
     }
