@@ -278,6 +278,7 @@ void eddy__io_dispatch(eddy_loop_t *loop)
       s->cb(loop, e.fd, ev, s->arg);
     }
   }
+  loop->pass_fds = loop->nfired;
   loop->nfired = 0;
 }
 
@@ -308,6 +309,11 @@ int eddy__loop_send(eddy_loop_t *loop, int fd, const struct iovec *iov, int n, i
   if (loop->backend->send == NULL)
     return -ENOTSUP;
   return loop->backend->send(loop, fd, iov, n, flags, fn, arg);
+}
+
+int eddy__loop_send_batching(const eddy_loop_t *loop)
+{
+  return loop->backend->send != NULL && loop->pass_fds > 1;
 }
 
 void eddy__loop_send_settle(eddy_loop_t *loop, unsigned id)

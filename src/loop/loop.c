@@ -399,6 +399,7 @@ static int iterate(eddy_loop_t *loop, int max_ms)
   int rc, timeout;
 
   loop->budget = EDDY__DEFER_QUOTA;
+  loop->pass_fds = 0; /* timers and call_soon callbacks answer no fd event */
   eddy__timers_run(loop);
   eddy__loop_run_deferred(loop);
   run_soon(loop);

@@ -146,6 +146,7 @@ struct eddy_loop {
   int nchanges;
   struct eddy__fired *fired;
   int nfired, capfired;
+  int pass_fds; /* fds the last dispatch ran handlers for: eddy__loop_send_batching() */
 
   /* backend state: epoll or poll, whichever runs */
   int epfd;

@@ -154,6 +154,10 @@ typedef void (*eddy__sent_fn)(void *arg, int res);
 int eddy__loop_send(eddy_loop_t *loop, int fd, const struct iovec *iov, int n, int flags,
                     eddy__sent_fn fn, void *arg);
 void eddy__loop_send_settle(eddy_loop_t *loop, unsigned id);
+/* Whether a send queued on the ring now would leave with others: the
+ * loop sends on a ring and this pass handles events of several fds (a
+ * busy server answering several connections). 0 without a ring. */
+int eddy__loop_send_batching(const eddy_loop_t *loop);
 
 struct eddy__task {
   eddy__link_t next;

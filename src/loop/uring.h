@@ -73,7 +73,7 @@ struct eddy__uring {
 #define EDDY__URING_FD_MASK 0x3fffffffu
 #define EDDY__URING_IGNORE UINT64_MAX /* removals and cancels */
 /* A send's tag: bit 63 and its record's id (uring_send.c). The tags above
- * never set bit 63 (a 16-bit sequence number from bit 32); IGNORE does,
+ * never set bit 63 (a small sequence number from bit 32); IGNORE does,
  * and is told apart first. */
 #define EDDY__URING_OP_BIT (UINT64_C(1) << 63)
 

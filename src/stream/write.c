@@ -478,6 +478,14 @@ static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
       !eddy__wq_empty(&s->wq) || s->ring_send)
     return 0;
   ssize_t r;
+  /* On io_uring, with several connections answered in this pass, the
+   * answer is queued (by the caller) and its flush joins the others on
+   * the ring: their one io_uring_enter replaces a send() each. A lone
+   * answer keeps its send(): on the ring its completion would cost the
+   * next wait a second io_uring_enter per request (write_ring.c). */
+  if (!s->is_pipe && eddy__loop_send_batching(eddy__stream_loop(s)) &&
+      eddy__loop_running(eddy__stream_loop(s)))
+    return 0;
   if (!answers_follow(s)) {
     r = eddy__write_some(s, data, len);
   } else if (len < GATHER_MAX) {

@@ -6,7 +6,12 @@
  * sendmsg() system call each. Filtered streams (TLS) and pipes keep the
  * system calls, and so do file pieces (sendfile) and the inline send that
  * answers a lone request (write.c, send_inline: its future resolves on
- * return, and a ring send would resolve it a pass later).
+ * return). That one was measured both ways (bench/RESULTS.md, "Sends on
+ * the ring"): on the ring, ping-pong lost 10-15% per CPU second, since the
+ * send's completion, posted at once, ends the next wait early and every
+ * request costs two io_uring_enter instead of one plus a send(); with many
+ * connections answered per pass the ring won, so an answer made in a pass
+ * that handles several fds joins the ring (eddy__loop_send_batching).
  *
  * The contract is the synchronous send's, moved to the completion:
  *   - one send in flight per stream, so the bytes keep their order; new
