@@ -488,6 +488,58 @@ START_TEST(test_fork_with_send_in_flight)
 }
 END_TEST
 
+/* A pass that answers several connections: on io_uring their answers
+ * leave together on the ring rather than a send() each (write.c,
+ * send_inline). Every answer arrives, and each write's future resolves. */
+#define NCONN 8
+
+struct answer {
+  eddy_stream_t *s;
+  eddy_future_t *w; /* the answer's write */
+};
+
+static eddy_future_t *answer_line(eddy_future_t *line, void *arg)
+{
+  struct answer *a = arg;
+  char buf[64];
+  int n = snprintf(buf, sizeof buf, "re:%.*s", (int)eddy_future_size(line),
+                   (const char *)eddy_future_value(line));
+  a->w = eddy_stream_write(a->s, buf, (size_t)n);
+  return EDDY_NO_VALUE;
+}
+
+START_TEST(test_busy_pass_answers)
+{
+  int peer[NCONN];
+  struct answer a[NCONN];
+  eddy_future_t *chain[NCONN];
+  for (int i = 0; i < NCONN; i++) {
+    a[i].s = sfx_raw_peer(SFX_TCP, 1, NULL, 0, &peer[i]);
+    a[i].w = NULL;
+    chain[i] = eddy_then_ok(eddy_stream_read_until(a[i].s, "\n", 1, 0), answer_line, &a[i]);
+  }
+  sfx_run_for(0.05); /* the reads wait (on io_uring, their receives armed) */
+  for (int i = 0; i < NCONN; i++) {
+    char line[16];
+    int n = snprintf(line, sizeof line, "q%d\n", i);
+    sfx_raw_write_all(peer[i], line, (size_t)n);
+  }
+  for (int i = 0; i < NCONN; i++) {
+    sfx_wait(chain[i]);
+    eddy_future_unref(chain[i]);
+    ck_assert_ptr_nonnull(a[i].w);
+    sfx_expect_ok(a[i].w);
+  }
+  for (int i = 0; i < NCONN; i++) {
+    char want[16], got[16];
+    int n = snprintf(want, sizeof want, "re:q%d\n", i);
+    sfx_raw_read_exact(peer[i], got, (size_t)n);
+    ck_assert_int_eq(memcmp(got, want, (size_t)n), 0);
+    close(peer[i]);
+  }
+}
+END_TEST
+
 static Suite *send_suite(void)
 {
   Suite *s = suite_create("stream_send");
@@ -504,6 +556,7 @@ static Suite *send_suite(void)
   tcase_add_test(tc, test_shutdown_waits_for_send_in_flight);
   tcase_add_test(tc, test_borrowed_cancelled_in_flight);
   tcase_add_test(tc, test_fork_with_send_in_flight);
+  tcase_add_test(tc, test_busy_pass_answers);
   suite_add_tcase(s, tc);
   return s;
 }
