@@ -15,6 +15,7 @@
 
 #include "eddy/loop.h"
 #include "common/list.h"
+#include "loop/spares.h"
 
 /*
  * The loop's first member: what the layers above count in it directly, so
@@ -32,6 +33,8 @@ struct eddy__loop_head {
   /* The loop's number in eddy__loops (registry.c): a future or a stream
    * keeps this, two bytes, instead of a pointer. */
   uint16_t id;
+  /* Freed futures kept for the next ones (future.c; spares.h says why). */
+  struct eddy__spares spare_futures;
 };
 
 static inline struct eddy__loop_head *eddy__head(eddy_loop_t *loop)
