@@ -112,6 +112,7 @@ static eddy_loop_t *loop_new(const struct eddy__backend *be)
   loop->stail = &loop->shead;
   eddy__spares_init(&loop->spare_soon);
   eddy__spares_init(&loop->head.spare_futures);
+  eddy__spares_init(&loop->head.spare_waiters);
   loop->log_level = eddy__log_level_from_env();
   eddy__debug_init(loop);
   eddy_list_init(&loop->timers);
@@ -216,6 +217,7 @@ void eddy_loop_free(eddy_loop_t *loop)
   }
   eddy__spares_fini(&loop->spare_soon);
   eddy__spares_fini(&loop->head.spare_futures);
+  eddy__spares_fini(&loop->head.spare_waiters);
   loop->backend->fini(loop);
   eddy__io_fini(loop);
   eddy__loop_unregister(loop);

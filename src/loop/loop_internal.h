@@ -33,8 +33,10 @@ struct eddy__loop_head {
   /* The loop's number in eddy__loops (registry.c): a future or a stream
    * keeps this, two bytes, instead of a pointer. */
   uint16_t id;
-  /* Freed futures kept for the next ones (future.c; spares.h says why). */
+  /* Freed futures, and write waiters (stream/writeq.c), kept for the next
+   * ones (spares.h says why). */
   struct eddy__spares spare_futures;
+  struct eddy__spares spare_waiters;
 };
 
 static inline struct eddy__loop_head *eddy__head(eddy_loop_t *loop)
