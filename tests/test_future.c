@@ -1459,6 +1459,35 @@ START_TEST(test_repeat_million_bounded)
 }
 END_TEST
 
+/* A loop keeps some freed futures for the next ones, and only some: after
+ * 10,000 futures made and dropped at once, the heap holds at most the
+ * loop's spares (256 of them, 64 bytes each) more than before, and the
+ * next 10,000 reuse them. */
+#define BURST 10000
+
+START_TEST(test_freed_futures_kept_bounded)
+{
+  static eddy_future_t *fs[BURST];
+  size_t before = heap_in_use();
+
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < BURST; i++) {
+      fs[i] = eddy_future_new(L);
+      ck_assert_ptr_nonnull(fs[i]);
+    }
+    for (int i = 0; i < BURST; i++) {
+      ck_assert_int_eq(eddy_future_resolve(fs[i], NULL, NULL), 0);
+      ck_assert_int_eq(eddy_future_state(fs[i]), EDDY_FUTURE_RESOLVED);
+      eddy_future_unref(fs[i]);
+    }
+    size_t after = heap_in_use();
+    ck_assert_msg(after <= before + 256 * 64 + 4096,
+                  "round %d: %zu bytes in use after %d futures were dropped, %zu before",
+                  round, after, BURST, before);
+  }
+}
+END_TEST
+
 /* The naive recursion, measured: where mallinfo2 works, N levels keep N
  * futures alive at the deepest point; repeat keeps none. */
 #define NAIVE_N 100000L
@@ -1560,6 +1589,7 @@ static Suite *future_suite(void)
   tcase_add_test(tc, test_null_from_callback_is_enomem);
   tcase_add_test(tc, test_take);
   tcase_add_test(tc, test_refcount_and_destructor);
+  tcase_add_test(tc, test_freed_futures_kept_bounded);
   tcase_add_test(tc, test_messages_and_causes);
   tcase_add_test(tc, test_settle_as);
 

@@ -1254,6 +1254,33 @@ START_TEST(test_write_take) {
 }
 END_TEST
 
+/* Under 512 bytes left queued, take and borrowed writes are copied into the
+ * queue: the take's block is freed at once, the borrowed buffer may change,
+ * and each future still waits for its bytes to reach the kernel. */
+START_TEST(test_short_queued_rest_copied) {
+  sfx_pair_t p = sfx_pair(KIND, NULL, NULL, 1);
+  free_calls = 0;
+  char *big = pattern_alloc(MiB, 0);
+  eddy_future_t *w0 = eddy_stream_write_take(p.ws, big, MiB, counting_free);
+  ck_assert(!eddy_future_done(w0)); /* the kernel is full: the rest is queued */
+  ck_assert_int_eq(free_calls, 0);  /* large: held, not copied */
+  char *small = pattern_alloc(100, MiB);
+  eddy_future_t *w1 = eddy_stream_write_take(p.ws, small, 100, counting_free);
+  ck_assert_int_eq(free_calls, 1); /* copied, freed at once */
+  char *lent = pattern_alloc(200, MiB + 100);
+  eddy_future_t *w2 = eddy_stream_write_borrowed(p.ws, lent, 200);
+  memset(lent, 'X', 200); /* copied: the stream no longer reads it */
+  free(lent);
+  ck_assert(!eddy_future_done(w1));
+  ck_assert(!eddy_future_done(w2));
+  expect_pattern(p.rs, MiB + 300, 0);
+  sfx_expect_ok(w0);
+  sfx_expect_ok(w1);
+  sfx_expect_ok(w2);
+  ck_assert_int_eq(free_calls, 2);
+}
+END_TEST
+
 /* write_take on a closed stream fails and still frees the data, once. */
 START_TEST(test_write_take_closed) {
   sfx_pair_t p = sfx_pair(KIND, NULL, NULL, 0);
@@ -2983,6 +3010,7 @@ static Suite *stream_suite(void) {
   sfx_tcase_setup(wr, TIMEOUT);
   add_kinds(wr, test_write_copies);
   add_kinds(wr, test_write_take);
+  add_kinds(wr, test_short_queued_rest_copied);
   add_kinds(wr, test_write_take_closed);
   add_kinds(wr, test_write_take_dropped);
   add_kinds(wr, test_write_borrowed);

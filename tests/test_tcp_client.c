@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "eddy.h"
+#include "tests/test_backend.h"
 
 static eddy_loop_t *loop;
 static int baseline_fds;
@@ -1217,11 +1218,5 @@ static Suite *tcp_client_suite(void)
 
 int main(void)
 {
-  SRunner *sr = srunner_create(tcp_client_suite());
-  int failed;
-
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return test_run_suite(tcp_client_suite()); /* on the backend built for */
 }

@@ -25,6 +25,7 @@
 #include "eddy.h"
 #include "tests/stream_fixtures.h"
 #include "tests/tls_fixtures.h"
+#include "tests/test_backend.h"
 
 /* ------------------------------------------------------------------------ */
 /* Handshake and data                                                        */
@@ -1240,6 +1241,10 @@ int main(void)
 
   SRunner *sr = srunner_create(s);
   srunner_add_suite(sr, tfx_peers_suite());
+  if (test_select_backend() != 0) {
+    srunner_free(sr);
+    return 77;
+  }
   srunner_run_all(sr, CK_ENV);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

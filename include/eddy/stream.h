@@ -287,6 +287,12 @@ EDDY_API eddy_future_t *eddy_stream_write(eddy_stream_t *s, const void *data,
 /**
  * Queues @p data without a copy, taking ownership: @p data_free(data) is
  * called once the bytes are sent or dropped (even if this call fails).
+ *
+ * Zero-copy, and its sibling calls below, hold for what a write leaves
+ * queued of 512 bytes or more. Less than that is copied into the queue
+ * (a copy that short costs less than holding the caller's block), and
+ * then @p data_free is called at once; the write's future still resolves
+ * only once the bytes are in the kernel.
  */
 EDDY_API eddy_future_t *eddy_stream_write_take(eddy_stream_t *s, void *data,
                                                size_t len,
@@ -294,7 +300,8 @@ EDDY_API eddy_future_t *eddy_stream_write_take(eddy_stream_t *s, void *data,
 
 /**
  * Queues @p data without a copy, borrowed: the caller keeps it alive and
- * unchanged until the returned future settles.
+ * unchanged until the returned future settles (under 512 bytes queued, a
+ * copy is taken at once: see eddy_stream_write_take()).
  */
 EDDY_API eddy_future_t *eddy_stream_write_borrowed(eddy_stream_t *s,
                                                    const void *data,
@@ -302,7 +309,8 @@ EDDY_API eddy_future_t *eddy_stream_write_borrowed(eddy_stream_t *s,
 
 /**
  * Queues the bytes a resolved future carries (e.g. a read's result), without
- * a copy: the stream keeps its own reference to @p f until they are sent.
+ * a copy: the stream keeps its own reference to @p f until they are sent
+ * (under 512 bytes queued, a copy instead: see eddy_stream_write_take()).
  * @p f is borrowed (rule 3 of future.h). A future that is not resolved
  * gives a future rejected with its error (or EDDY_EPENDING).
  */

@@ -29,16 +29,20 @@ _Alignas(max_align_t) const char eddy_no_value_marker[] = "EDDY_NO_VALUE";
 /* Life cycle                                                                */
 /* ------------------------------------------------------------------------ */
 
+/* Freed futures a loop keeps (spares.h): 16 KiB at most, and a pass of
+ * pipelined echoes settles a few hundred. */
+#define SPARE_FUTURES 256u
+
 eddy_future_t *eddy__future_alloc(eddy_loop_t *loop, enum eddy__future_kind kind)
 {
   eddy_future_t *f;
 
   if (loop == NULL)
     return NULL;
-  /* malloc + one assignment beats calloc here: the struct is small and the
-   * compound literal lets the compiler zero only what it must. */
-  f = malloc(sizeof *f);
-  if (f == NULL)
+  /* A kept block, else malloc; then one assignment, which beats calloc:
+   * the compound literal lets the compiler zero only what it must. */
+  f = eddy__spares_take(&eddy__head(loop)->spare_futures);
+  if (f == NULL && (f = malloc(sizeof *f)) == NULL)
     return NULL;
   *f = (eddy_future_t){ .refs = 1, .kind = kind, .loop_id = eddy__head(loop)->id };
   eddy__head(loop)->nfutures++;
@@ -92,7 +96,7 @@ static void future_free(eddy_future_t *f)
   else if (eddy__failed(f))
     free(f->message);
   eddy__head(loop)->nfutures--;
-  free(f);
+  eddy__spares_give(&eddy__head(loop)->spare_futures, f, SPARE_FUTURES);
 }
 
 eddy_future_t *eddy_future_ref(eddy_future_t *f)

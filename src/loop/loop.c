@@ -110,6 +110,9 @@ static eddy_loop_t *loop_new(const struct eddy__backend *be)
   loop->now = clock_ns();
   loop->dtail = &loop->dhead;
   loop->stail = &loop->shead;
+  eddy__spares_init(&loop->spare_soon);
+  eddy__spares_init(&loop->head.spare_futures);
+  eddy__spares_init(&loop->head.spare_waiters);
   loop->log_level = eddy__log_level_from_env();
   eddy__debug_init(loop);
   eddy_list_init(&loop->timers);
@@ -212,10 +215,9 @@ void eddy_loop_free(eddy_loop_t *loop)
     next = s->next;
     free(s);
   }
-  for (s = loop->sfree; s != NULL; s = next) {
-    next = s->next;
-    free(s);
-  }
+  eddy__spares_fini(&loop->spare_soon);
+  eddy__spares_fini(&loop->head.spare_futures);
+  eddy__spares_fini(&loop->head.spare_waiters);
   loop->backend->fini(loop);
   eddy__io_fini(loop);
   eddy__loop_unregister(loop);
@@ -327,13 +329,9 @@ int eddy_loop_call_soon(eddy_loop_t *loop, eddy_callback_fn cb, void *arg)
 
   if (loop == NULL || cb == NULL)
     return -EINVAL;
-  s = loop->sfree;
-  if (s != NULL) {
-    loop->sfree = s->next;
-    loop->nsfree--;
-  } else if ((s = malloc(sizeof *s)) == NULL) {
+  s = eddy__spares_take(&loop->spare_soon);
+  if (s == NULL && (s = malloc(sizeof *s)) == NULL)
     return -ENOMEM;
-  }
   s->next = NULL;
   s->cb = cb;
   s->arg = arg;
@@ -356,13 +354,7 @@ static void run_soon(eddy_loop_t *loop)
     void *arg = s->arg;
 
     next = s->next;
-    if (loop->nsfree < SOON_FREE_MAX) {
-      s->next = loop->sfree;
-      loop->sfree = s;
-      loop->nsfree++;
-    } else {
-      free(s);
-    }
+    eddy__spares_give(&loop->spare_soon, s, SOON_FREE_MAX);
     if (loop->head.debug) {
       int64_t t0 = eddy__debug_clock();
       cb(arg);

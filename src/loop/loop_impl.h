@@ -167,8 +167,8 @@ struct eddy_loop {
   void (*pass_fn)(struct eddy__pass_node *node);
 
   /* call_soon: a FIFO plus recycled nodes */
-  struct eddy__soon *shead, **stail, *sfree;
-  size_t nsfree;
+  struct eddy__soon *shead, **stail;
+  struct eddy__spares spare_soon; /* freed nodes kept for reuse */
 
   /* timers */
   struct eddy__heap heap;

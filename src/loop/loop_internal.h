@@ -17,6 +17,7 @@
 
 #include "eddy/loop.h"
 #include "common/list.h"
+#include "loop/spares.h"
 
 /*
  * The loop's first member: what the layers above count in it directly, so
@@ -34,6 +35,10 @@ struct eddy__loop_head {
   /* The loop's number in eddy__loops (registry.c): a future or a stream
    * keeps this, two bytes, instead of a pointer. */
   uint16_t id;
+  /* Freed futures, and write waiters (stream/writeq.c), kept for the next
+   * ones (spares.h says why). */
+  struct eddy__spares spare_futures;
+  struct eddy__spares spare_waiters;
 };
 
 static inline struct eddy__loop_head *eddy__head(eddy_loop_t *loop)

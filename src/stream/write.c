@@ -551,6 +551,15 @@ static eddy_future_t *write_done(eddy_stream_t *s, eddy_future_t *f, uint64_t po
   return f;
 }
 
+/*
+ * What a write leaves queued is copied, whatever its kind (take, borrowed,
+ * a future's bytes), when it is shorter than this: a piece of its own
+ * costs an allocation, a reference held and an iovec in the send, where a
+ * copy of a few hundred bytes joins the queue's last block (pipelined
+ * answers of 64 bytes: 16 of them one iovec, not 16).
+ */
+#define COPY_BELOW 512u
+
 /* Cancelling a borrowed write's future releases the caller's memory: what
  * is still queued of it is copied first (the bytes still go out). */
 static void write_unborrow(eddy_future_t *f, void *arg);
@@ -594,7 +603,15 @@ static eddy_future_t *write_mem(eddy_stream_t *s, const void *data, size_t len, 
   } else {
     const char *rest = (const char *)data + off;
     size_t left = len - (size_t)off;
-    if (src)
+    if (left < COPY_BELOW) {
+      /* Cheaper copied than held (see COPY_BELOW): what was taken is done
+       * with, and nothing borrowed stays behind to unborrow. */
+      rc = eddy__wq_push_copy(&s->wq, rest, left);
+      if (free_fn)
+        free_fn(base);
+      free_fn = NULL;
+      borrowed = 0;
+    } else if (src)
       rc = eddy__wq_push_future(&s->wq, src, rest, left);
     else if (free_fn || borrowed)
       rc = eddy__wq_push_mem(&s->wq, rest, left, base, free_fn, borrowed ? f : NULL);

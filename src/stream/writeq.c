@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "future/future_internal.h"
 #include "stream/writeq.h"
 
 /* Copies shorter than this are coalesced into blocks of COPY_BLOCK bytes. */
@@ -193,10 +194,19 @@ int eddy__wq_unborrow(struct eddy__writeq *q, eddy_future_t *f)
   return 0;
 }
 
+/* Waiters come and go by the hundred in a pass of pipelined answers: their
+ * loop keeps some (loop/spares.h), found through the future they hold. */
+#define SPARE_WAITERS 256u
+
+static struct eddy__spares *spare_waiters(eddy_future_t *f)
+{
+  return &eddy__head(eddy__future_loop(f))->spare_waiters;
+}
+
 int eddy__wq_wait(struct eddy__writeq *q, eddy_future_t *f, uint64_t pos)
 {
-  struct eddy__wwait *w = malloc(sizeof(*w));
-  if (!w)
+  struct eddy__wwait *w = eddy__spares_take(spare_waiters(f));
+  if (!w && !(w = malloc(sizeof(*w))))
     return -ENOMEM;
   w->future = f;
   w->pos = pos;
@@ -220,6 +230,6 @@ eddy_future_t *eddy__wq_pop_done(struct eddy__writeq *q, uint64_t upto)
   else
     q->wlast->next = w->next;
   eddy_future_t *f = w->future;
-  free(w);
+  eddy__spares_give(spare_waiters(f), w, SPARE_WAITERS);
   return f;
 }
