@@ -478,15 +478,19 @@ static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
       !eddy__wq_empty(&s->wq) || s->ring_send)
     return 0;
   ssize_t r;
-  /* On io_uring, with several connections answered in this pass, the
-   * answer is queued (by the caller) and its flush joins the others on
-   * the ring: their one io_uring_enter replaces a send() each. A lone
-   * answer keeps its send(): on the ring its completion would cost the
-   * next wait a second io_uring_enter per request (write_ring.c). */
-  if (!s->is_pipe && eddy__loop_send_batching(eddy__stream_loop(s)) &&
+  int follow = answers_follow(s);
+  /* On io_uring, a lone answer in a pass that answers several connections
+   * is queued (by the caller) and its flush joins the others on the ring:
+   * their one io_uring_enter replaces a send() each. One of a pipelining
+   * peer's answers is not: it would leave alone and the rest of the pass's
+   * would wait behind it for its completion, where pass_end sends them
+   * all in one. A lone answer in a quiet pass keeps its send(): on the
+   * ring its completion would cost the next wait a second io_uring_enter
+   * per request (write_ring.c). */
+  if (!follow && !s->is_pipe && eddy__loop_send_batching(eddy__stream_loop(s)) &&
       eddy__loop_running(eddy__stream_loop(s)))
     return 0;
-  if (!answers_follow(s)) {
+  if (!follow) {
     r = eddy__write_some(s, data, len);
   } else if (len < GATHER_MAX) {
     pass_link(s); /* held: queued by the caller, sent by pass_end */
