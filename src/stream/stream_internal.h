@@ -261,7 +261,11 @@ void eddy__write_failed(eddy_stream_t *s, int err);
 ssize_t eddy__write_raw(eddy_stream_t *s, const struct iovec *iov, int n);
 ssize_t eddy__write_some(eddy_stream_t *s, const void *data, size_t len);
 
-/* write_ring.c */
+/* write_ring.c: on io_uring, the flush as one send on the ring. flush
+ * @return 0 when it is there (or waits behind the one in flight), 1 when
+ * the caller is to make the system calls. settle ends the send in flight
+ * now (before a close, or before a borrowed buffer goes back): what the
+ * socket takes at once goes, the rest stays queued. */
 int eddy__write_ring_flush(eddy_stream_t *s);
 void eddy__write_ring_settle(eddy_stream_t *s);
 

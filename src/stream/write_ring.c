@@ -7,7 +7,7 @@
  * system calls, and so do file pieces (sendfile) and the inline send that
  * answers a lone request (write.c, send_inline: its future resolves on
  * return). That one was measured both ways (bench/RESULTS.md, "Sends on
- * the ring"): on the ring, ping-pong lost 10-15% per CPU second, since the
+ * the ring"): on the ring, ping-pong lost 9-21% per CPU second, since the
  * send's completion, posted at once, ends the next wait early and every
  * request costs two io_uring_enter instead of one plus a send(); with many
  * connections answered per pass the ring won, so an answer made in a pass
@@ -53,6 +53,9 @@ static void account(eddy_stream_t *s, int res)
     eddy__stream_note_io(s);
 }
 
+/* The send's completion (eddy__sent_fn), from the loop's wait or from a
+ * settle: what a synchronous send returning @res would have done, a pass
+ * later; on a closed stream, the pieces its close had to leave for it. */
 static void ring_sent(void *arg, int res)
 {
   eddy_stream_t *s = arg;
@@ -108,6 +111,9 @@ int eddy__write_ring_flush(eddy_stream_t *s)
   return 0;
 }
 
+/* Settling sends nothing new: the completion (ring_sent, settling) only
+ * accounts for what went, so the caller decides what follows (a close, a
+ * resend from copies). */
 void eddy__write_ring_settle(eddy_stream_t *s)
 {
   if (!s->ring_send || s->ring_settling)
