@@ -373,6 +373,24 @@ START_TEST(test_write_timeout_with_send_in_flight)
 }
 END_TEST
 
+/* The loop freed with a send waiting in the kernel and nobody holding the
+ * stream but its writes: the free closes it (the send cancelled first, so
+ * the peer sees the end at once), nothing leaks, no fd is left. */
+START_TEST(test_loop_freed_with_send_in_flight)
+{
+  int peer;
+  struct writes w = backed_up(NULL, 32, 0, &peer);
+  eddy_stream_t *s = w.s;
+  sfx_release(&s);
+  writes_free(&w); /* futures go before their loop */
+  eddy_loop_free(sfx_loop);
+  sfx_loop = eddy_loop_new();
+  ck_assert_ptr_nonnull(sfx_loop);
+  ck_assert(peer_until_eof(peer) < 32 * CHUNK);
+  close(peer);
+}
+END_TEST
+
 /* A write after the close is rejected at once. */
 START_TEST(test_write_after_close)
 {
@@ -551,6 +569,7 @@ static Suite *send_suite(void)
   tcase_add_test(tc, test_unref_with_send_in_flight);
   tcase_add_test(tc, test_reset_with_send_in_flight);
   tcase_add_test(tc, test_write_timeout_with_send_in_flight);
+  tcase_add_test(tc, test_loop_freed_with_send_in_flight);
   tcase_add_test(tc, test_write_after_close);
   tcase_add_test(tc, test_max_write_buffer_counts_send_in_flight);
   tcase_add_test(tc, test_shutdown_waits_for_send_in_flight);
