@@ -108,6 +108,6 @@ static int ep_wait(eddy_loop_t *loop, int timeout_ms)
 
 const struct eddy__backend eddy__backend_epoll = {
   "epoll", ep_init, ep_fini, ep_reinit, ep_ctl, ep_wait, NULL, NULL, NULL,
-  EDDY_READ | EDDY_WRITE,
+  EDDY_READ | EDDY_WRITE, NULL, NULL, NULL,
 };
 #endif /* EDDY_HAVE_EPOLL */

@@ -124,5 +124,5 @@ static int pl_wait(eddy_loop_t *loop, int timeout_ms)
 
 const struct eddy__backend eddy__backend_poll = {
   "poll", pl_init, pl_fini, pl_reinit, pl_ctl, pl_wait, NULL, NULL, NULL,
-  EDDY_READ | EDDY_WRITE,
+  EDDY_READ | EDDY_WRITE, NULL, NULL, NULL,
 };

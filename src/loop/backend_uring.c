@@ -23,6 +23,9 @@
  * instead of polling for input: uring_recv.c. While that receive is armed
  * it also reports the socket's errors and end, so the fd needs a poll only
  * for WRITE.
+ *
+ * Streams' sends go on the ring too (uring_send.c): their completions are
+ * tagged with bit 63 and reported after the others, like the receives.
  */
 #ifdef EDDY_HAVE_LIBURING
 #include <errno.h>
@@ -102,6 +105,7 @@ static void ur_fini(eddy_loop_t *loop)
   struct eddy__uring *u = loop->uring;
   if (u == NULL)
     return;
+  eddy__usend_fini(loop); /* before the cancel-all below would eat them */
   /* Receives and accepts still armed (an fd closed without its handler
    * removed) are cancelled, and run to their end, while the ring can
    * still tell us: then no request writes into the buffers once they are
@@ -119,7 +123,8 @@ static void ur_fini(eddy_loop_t *loop)
     io_uring_for_each_cqe(&u->ring, head, cqe) {
       seen++;
       uint64_t data = io_uring_cqe_get_data64(cqe);
-      if (data != EDDY__URING_IGNORE && ((uint32_t)data & EDDY__URING_ACCEPT_BIT))
+      if (data != EDDY__URING_IGNORE && !(data & EDDY__URING_OP_BIT) &&
+          ((uint32_t)data & EDDY__URING_ACCEPT_BIT))
         eddy__uaccept_complete(loop, cqe);
     }
     io_uring_cq_advance(&u->ring, seen);
@@ -148,6 +153,7 @@ static int ur_reinit(eddy_loop_t *loop)
   u->narm = 0;
   eddy__urecv_reset(loop);
   eddy__uaccept_fini(loop);
+  eddy__usend_orphan(loop);
   return ur_open(u);
 }
 
@@ -325,6 +331,10 @@ static void reap(eddy_loop_t *loop, struct eddy__uring *u)
     uint64_t data = io_uring_cqe_get_data64(cqe);
     if (data == EDDY__URING_IGNORE)
       continue;
+    if (data & EDDY__URING_OP_BIT) {
+      eddy__usend_complete(loop, cqe);
+      continue;
+    }
     if ((uint32_t)data & EDDY__URING_ACCEPT_BIT) {
       eddy__uaccept_complete(loop, cqe);
       continue;
@@ -383,6 +393,7 @@ static int ur_wait(eddy_loop_t *loop, int timeout_ms)
   reap(loop, u);
   eddy__uaccept_fire(loop);
   eddy__urecv_fire(loop);
+  eddy__usend_fire(loop);
   return 0;
 }
 
@@ -390,5 +401,6 @@ const struct eddy__backend eddy__backend_uring = {
   "io_uring", ur_init, ur_fini, ur_reinit, ur_ctl, ur_wait, eddy__urecv_read,
   eddy__uaccept_take, eddy__uaccept_drop,
   EDDY_READ | EDDY_WRITE | EDDY__RECV | EDDY__ACCEPT,
+  eddy__usend_submit, eddy__usend_settle, eddy__usend_flush,
 };
 #endif /* EDDY_HAVE_LIBURING */

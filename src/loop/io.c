@@ -278,6 +278,7 @@ void eddy__io_dispatch(eddy_loop_t *loop)
       s->cb(loop, e.fd, ev, s->arg);
     }
   }
+  loop->pass_fds = loop->nfired;
   loop->nfired = 0;
 }
 
@@ -300,6 +301,25 @@ void eddy__loop_accept_drop(eddy_loop_t *loop, int lfd)
 {
   if (loop->backend->accept_drop != NULL)
     loop->backend->accept_drop(loop, lfd);
+}
+
+int eddy__loop_send(eddy_loop_t *loop, int fd, const struct iovec *iov, int n, int flags,
+                    eddy__sent_fn fn, void *arg)
+{
+  if (loop->backend->send == NULL)
+    return -ENOTSUP;
+  return loop->backend->send(loop, fd, iov, n, flags, fn, arg);
+}
+
+int eddy__loop_send_batching(const eddy_loop_t *loop)
+{
+  return loop->backend->send != NULL && loop->pass_fds > 1;
+}
+
+void eddy__loop_send_settle(eddy_loop_t *loop, unsigned id)
+{
+  if (loop->backend->send_settle != NULL)
+    loop->backend->send_settle(loop, id);
 }
 
 void eddy__io_forget_kernel(eddy_loop_t *loop)

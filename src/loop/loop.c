@@ -391,6 +391,7 @@ static int iterate(eddy_loop_t *loop, int max_ms)
   int rc, timeout;
 
   loop->budget = EDDY__DEFER_QUOTA;
+  loop->pass_fds = 0; /* timers and call_soon callbacks answer no fd event */
   eddy__timers_run(loop);
   eddy__loop_run_deferred(loop);
   run_soon(loop);
@@ -434,6 +435,11 @@ static int loop_enter(eddy_loop_t *loop)
 
 static void loop_leave(eddy_loop_t *loop)
 {
+  /* Sends the last pass queued on a ring leave before the caller gets
+   * control back: a write made in the loop is in the kernel when it
+   * returns, as with a send() system call. */
+  if (loop->backend->send_flush != NULL)
+    loop->backend->send_flush(loop);
   loop->stop = 0;
   loop->nonblock = 0;
   loop->until = NULL;

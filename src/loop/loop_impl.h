@@ -73,6 +73,13 @@ struct eddy__backend {
   void (*accept_drop)(eddy_loop_t *loop, int lfd);
   /* The interest bits it tells apart: a change in the others costs no ctl. */
   unsigned bits;
+  /* eddy__loop_send() and _send_settle(), or NULL: -ENOTSUP. */
+  int (*send)(eddy_loop_t *loop, int fd, const struct iovec *iov, int n, int flags,
+              eddy__sent_fn fn, void *arg);
+  void (*send_settle)(eddy_loop_t *loop, unsigned id);
+  /* Submits the sends queued since the wait, or NULL: as the loop returns
+   * to its caller, who may not run it again soon. */
+  void (*send_flush)(eddy_loop_t *loop);
 };
 
 #ifdef EDDY_HAVE_EPOLL
@@ -139,6 +146,7 @@ struct eddy_loop {
   int nchanges;
   struct eddy__fired *fired;
   int nfired, capfired;
+  int pass_fds; /* fds the last dispatch ran handlers for: eddy__loop_send_batching() */
 
   /* backend state: epoll or poll, whichever runs */
   int epfd;

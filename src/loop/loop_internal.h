@@ -9,8 +9,10 @@
 #ifndef EDDY_LOOP_INTERNAL_H
 #define EDDY_LOOP_INTERNAL_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 
 #include "eddy/loop.h"
@@ -130,6 +132,37 @@ typedef int (*eddy__accept_fn)(int lfd, struct sockaddr_storage *ss, socklen_t *
 int eddy__loop_accept(eddy_loop_t *loop, int lfd, struct sockaddr_storage *ss,
                       socklen_t *len, eddy__accept_fn direct);
 void eddy__loop_accept_drop(eddy_loop_t *loop, int lfd);
+
+/*
+ * Sends on the ring (the io_uring backend; elsewhere -ENOTSUP, and the
+ * caller makes the system call). eddy__loop_send() queues a sendmsg() of
+ * @iov (@n pieces, copied; the bytes they point to are not) on @fd with
+ * @flags, submitted with the loop's next kernel entry, and returns an id
+ * (> 0) naming it until @fn runs, once, from the loop's wait, with what
+ * sendmsg() would have returned: the bytes sent, or -errno. Until then the
+ * kernel may read the bytes: the caller keeps them as they are, and keeps
+ * the fd open. -ENOMEM or -EBUSY (no submission slot): nothing is queued.
+ *
+ * eddy__loop_send_settle() makes @id's send end now, before a close or
+ * before its bytes go back to their owner: it is submitted if it was not,
+ * what the socket takes at once is sent, the rest is cancelled, and @fn
+ * runs before this returns (with the bytes sent, or -ECANCELED if none).
+ * Should the kernel hold on to it (not seen in half a second), @fn runs
+ * later from the wait as usual.
+ *
+ * In a fork's child, and when the loop is freed with a send in flight, @fn
+ * gets EDDY__SEND_ORPHANED: the child's ring never completes the parent's
+ * requests, and a loop being freed sends nothing more.
+ */
+#define EDDY__SEND_ORPHANED (-ECHILD)
+typedef void (*eddy__sent_fn)(void *arg, int res);
+int eddy__loop_send(eddy_loop_t *loop, int fd, const struct iovec *iov, int n, int flags,
+                    eddy__sent_fn fn, void *arg);
+void eddy__loop_send_settle(eddy_loop_t *loop, unsigned id);
+/* Whether a send queued on the ring now would leave with others: the
+ * loop sends on a ring and this pass handles events of several fds (a
+ * busy server answering several connections). 0 without a ring. */
+int eddy__loop_send_batching(const eddy_loop_t *loop);
 
 struct eddy__task {
   eddy__link_t next;

@@ -2,8 +2,9 @@
 /*
  * The io_uring backend's state, shared by its three files: backend_uring.c
  * (the ring, readiness polls, interest, the wait), uring_recv.c (the
- * receives that complete on the ring into the loop's provided buffers) and
- * uring_accept.c (the listeners' accepts on the ring).
+ * receives that complete on the ring into the loop's provided buffers),
+ * uring_accept.c (the listeners' accepts on the ring) and uring_send.c
+ * (the streams' sends on the ring).
  */
 #ifndef EDDY_LOOP_URING_H
 #define EDDY_LOOP_URING_H
@@ -61,6 +62,7 @@ struct eddy__uring {
   struct eddy__urecv *rx; /* the buffer ring, made on the first receive */
   struct eddy__uaccept *acc; /* listeners' accepted fds (uring_accept.c) */
   int nacc;
+  struct eddy__usends *tx; /* the sends' records (uring_send.c), made on the first */
 };
 
 /* user_data: the fd, and the sequence number of the request in the high
@@ -70,6 +72,10 @@ struct eddy__uring {
 #define EDDY__URING_ACCEPT_BIT 0x40000000u
 #define EDDY__URING_FD_MASK 0x3fffffffu
 #define EDDY__URING_IGNORE UINT64_MAX /* removals and cancels */
+/* A send's tag: bit 63 and its record's id (uring_send.c). The tags above
+ * never set bit 63 (a small sequence number from bit 32); IGNORE does,
+ * and is told apart first. */
+#define EDDY__URING_OP_BIT (UINT64_C(1) << 63)
 
 enum { EDDY__OP_POLL, EDDY__OP_RECV, EDDY__OP_ACCEPT };
 
@@ -135,6 +141,22 @@ void eddy__urecv_reset(eddy_loop_t *loop);
 void eddy__urecv_fini(eddy_loop_t *loop);
 ssize_t eddy__urecv_read(eddy_loop_t *loop, int fd, void *buf, size_t len,
                          int flags);
+
+/* uring_send.c: eddy__loop_send() and eddy__loop_send_settle(). */
+int eddy__usend_submit(eddy_loop_t *loop, int fd, const struct iovec *iov, int n, int flags,
+                       eddy__sent_fn fn, void *arg);
+void eddy__usend_settle(eddy_loop_t *loop, unsigned id);
+void eddy__usend_flush(eddy_loop_t *loop);
+/* A send's completion (tagged with EDDY__URING_OP_BIT): kept for the fire. */
+void eddy__usend_complete(eddy_loop_t *loop, const struct io_uring_cqe *cqe);
+/* After the completions: calls the senders back. */
+void eddy__usend_fire(eddy_loop_t *loop);
+/* The fork's child: every send in flight is the parent's; each is
+ * reported EDDY__SEND_ORPHANED at the next fire. */
+void eddy__usend_orphan(eddy_loop_t *loop);
+/* Before the ring goes: the sends in flight are cancelled, waited for and
+ * reported EDDY__SEND_ORPHANED; the records are freed. */
+void eddy__usend_fini(eddy_loop_t *loop);
 
 #endif /* EDDY_HAVE_LIBURING */
 #endif

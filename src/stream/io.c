@@ -74,8 +74,11 @@ void eddy__io_update(eddy_stream_t *s)
   }
   if (!s->registered) {
     /* A write-only pipe asks for nothing, but when someone waits for its
-     * close it is still watched: its reader going away shows as an error. */
-    if (!want && !(s->watch_idle && !s->can_read && s->state == EDDY__ST_OPEN))
+     * close it is still watched: its reader going away shows as an error.
+     * A send on the ring is watched too, so freeing the loop finds the
+     * stream and closes it before the ring goes. */
+    if (!want && !(s->watch_idle && !s->can_read && s->state == EDDY__ST_OPEN) &&
+        !s->ring_send)
       return;
     int rc = eddy_loop_add_handler(eddy__stream_loop(s), s->fd, want, eddy__io_handler, s);
     eddy__loop_set_fd_kind(eddy__stream_loop(s), s->fd, EDDY__FD_STREAM);

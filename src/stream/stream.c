@@ -302,6 +302,11 @@ void eddy__stream_close(eddy_stream_t *s, int error, const char *message)
       s->cold->error_msg = strdup(message);
   }
   s->state = EDDY__ST_CLOSED;
+  /* A send on the ring is submitted if it was not, and cancelled if the
+   * socket has no room: the fd is not closed under an unsubmitted request,
+   * and a send waiting in the kernel would keep the socket open (its FIN
+   * or RST unsent) until the peer read. */
+  eddy__write_ring_settle(s);
   /* The handler goes before the fd: the loop must never watch a closed
    * (and possibly already reused) descriptor. */
   if (s->registered)

@@ -6,6 +6,7 @@
  *   stream.c   life cycle, references, options, close, state, deadlines
  *   read.c     the read kinds: setup, satisfying from the buffer, R9 at close
  *   write.c    the write kinds, flushing (writev, sendfile), drain, shutdown
+ *   write_ring.c  the flush as a send on the io_uring ring, and its completion
  *   io.c       the loop handler, interest, reading from the kernel (R6)
  *   connect.c  non-blocking connect
  *   pipe.c     pipe streams and SIGPIPE-safe writes to pipes
@@ -159,6 +160,7 @@ struct eddy_stream {
   unsigned corked : 1;         /* an inline send used MSG_MORE; nothing pushed it yet */
   unsigned read_ended : 1;     /* the peer ended its side; the write side goes on */
   unsigned half_open : 1;      /* options.allow_half_open */
+  unsigned ring_settling : 1;  /* eddy__write_ring_settle is running */
   unsigned close_phase : 2; /* 0 not closed, 1 close task queued, 2 ran, 3 chunk phase */
 
   /* Effective values, no zeros: the shared defaults, or a copy of our own
@@ -180,6 +182,9 @@ struct eddy_stream {
   struct eddy__task close_task;
   struct eddy__pass_node pass_link; /* on the loop's end-of-pass list */
   int error;              /* why it closed (0: clean); error_msg says more */
+  /* The send in flight on the loop's ring (write_ring.c), 0 none: in the
+   * four bytes the alignment of `cold` leaves here anyway. */
+  uint32_t ring_send;
 
   struct eddy__stream_cold *cold; /* NULL until first needed */
 };
@@ -255,6 +260,14 @@ void eddy__write_fail_all(eddy_stream_t *s);
 void eddy__write_failed(eddy_stream_t *s, int err);
 ssize_t eddy__write_raw(eddy_stream_t *s, const struct iovec *iov, int n);
 ssize_t eddy__write_some(eddy_stream_t *s, const void *data, size_t len);
+
+/* write_ring.c: on io_uring, the flush as one send on the ring. flush
+ * @return 0 when it is there (or waits behind the one in flight), 1 when
+ * the caller is to make the system calls. settle ends the send in flight
+ * now (before a close, or before a borrowed buffer goes back): what the
+ * socket takes at once goes, the rest stays queued. */
+int eddy__write_ring_flush(eddy_stream_t *s);
+void eddy__write_ring_settle(eddy_stream_t *s);
 
 /* connect.c */
 void eddy__connect_complete(eddy_stream_t *s);

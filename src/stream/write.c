@@ -8,7 +8,8 @@
  * kernel does not take is queued (copied only for eddy_stream_write) and
  * sent later, gathered with sendmsg/writev up to IOV_BATCH pieces, with
  * write interest armed only after EAGAIN. Futures resolve in FIFO order by
- * byte position (writeq.h).
+ * byte position (writeq.h). On io_uring the gathered send of a plain
+ * socket goes on the ring instead (write_ring.c).
  */
 #include <errno.h>
 #include <limits.h>
@@ -125,6 +126,8 @@ static int plain_flush(eddy_stream_t *s)
 {
   size_t total = 0;
 
+  if (s->ring_send)
+    return 0; /* the bytes keep their order: its completion goes on */
   for (int rounds = 0; !eddy__wq_empty(&s->wq); rounds++) {
     struct iovec iov[IOV_BATCH];
     size_t want = 0;
@@ -300,22 +303,36 @@ void eddy__write_settle(eddy_stream_t *s)
   write_hold_update(s);
 }
 
-void eddy__write_flush(eddy_stream_t *s)
+/* With @sync, by system calls even where the loop sends on its ring: a
+ * close that follows at once cannot wait for a completion. */
+static void write_flush_with(eddy_stream_t *s, int sync)
 {
   if (s->in_flush || s->state != EDDY__ST_OPEN)
     return;
   s->in_flush = 1;
   eddy__stream_hold(s);
-  int rc = eddy__filter_of(s) ? eddy__filter_output(s) : plain_flush(s);
+  int rc = eddy__filter_of(s)                          ? eddy__filter_output(s)
+           : !sync && eddy__write_ring_flush(s) == 0 ? 0
+                                                      : plain_flush(s);
   s->in_flush = 0;
   if (rc >= 0 && s->state == EDDY__ST_OPEN)
     eddy__write_settle(s);
   eddy__stream_release(s);
 }
 
+void eddy__write_flush(eddy_stream_t *s)
+{
+  write_flush_with(s, 0);
+}
+
 void eddy__write_fail_all(eddy_stream_t *s)
 {
   eddy_future_t *f;
+  /* A ring send settled by the close may have sent their bytes. */
+  while ((f = eddy__wq_pop_done(&s->wq, s->acked))) {
+    eddy_future_resolve(f, NULL, NULL);
+    eddy_future_unref(f);
+  }
   while ((f = eddy__wq_pop_done(&s->wq, UINT64_MAX)))
     eddy__stream_fail_future(s, &f);
   while (s->cold && s->cold->drains) {
@@ -326,7 +343,10 @@ void eddy__write_fail_all(eddy_stream_t *s)
   }
   if (s->cold)
     eddy__stream_fail_future(s, &s->cold->shutdown_future);
-  eddy__wq_clear(&s->wq);
+  /* A send the kernel still holds reads its pieces: its completion
+   * clears them (write_ring.c). */
+  if (!s->ring_send)
+    eddy__wq_clear(&s->wq);
   if (eddy__filter_of(s))
     eddy__buf_release(&eddy__filter_of(s)->raw_out);
   s->write_waiting = 0;
@@ -389,7 +409,7 @@ static void pass_end(struct eddy__pass_node *node)
   s->pass_queued = 0;
   if (s->state == EDDY__ST_OPEN && !s->write_waiting) {
     eddy__write_flush(s); /* a send without MSG_MORE pushes the corked bytes too */
-    if (s->corked)
+    if (s->corked && !s->ring_send) /* a ring send just queued pushes them */
       push_now(s);
     eddy__io_update(s); /* write interest if the kernel was full */
   }
@@ -434,11 +454,17 @@ static ssize_t send_corked(eddy_stream_t *s, const void *data, size_t len)
 
 /* Before a close: what the pass held goes to the kernel now, as it would
  * have without gathering, and the futures of what went resolve (best
- * effort: what the kernel refuses is lost with the close, as ever). */
+ * effort: what the kernel refuses is lost with the close, as ever). A
+ * send on the ring is settled first, and what queued behind it follows
+ * as it would have behind a synchronous send. */
 void eddy__write_flush_held(eddy_stream_t *s)
 {
-  if (s->pass_queued && s->state == EDDY__ST_OPEN && !s->write_waiting && !eddy__filter_of(s))
-    eddy__write_flush(s);
+  if (s->state != EDDY__ST_OPEN || eddy__filter_of(s))
+    return;
+  int behind = s->ring_send != 0;
+  eddy__write_ring_settle(s);
+  if ((s->pass_queued || behind) && s->state == EDDY__ST_OPEN && !s->write_waiting)
+    write_flush_with(s, 1);
 }
 
 /*
@@ -449,10 +475,22 @@ void eddy__write_flush_held(eddy_stream_t *s)
 static ssize_t send_inline(eddy_stream_t *s, const void *data, size_t len)
 {
   if (len == 0 || s->state != EDDY__ST_OPEN || s->write_waiting || eddy__filter_of(s) ||
-      !eddy__wq_empty(&s->wq))
+      !eddy__wq_empty(&s->wq) || s->ring_send)
     return 0;
   ssize_t r;
-  if (!answers_follow(s)) {
+  int follow = answers_follow(s);
+  /* On io_uring, a lone answer in a pass that answers several connections
+   * is queued (by the caller) and its flush joins the others on the ring:
+   * their one io_uring_enter replaces a send() each. One of a pipelining
+   * peer's answers is not: it would leave alone and the rest of the pass's
+   * would wait behind it for its completion, where pass_end sends them
+   * all in one. A lone answer in a quiet pass keeps its send(): on the
+   * ring its completion would cost the next wait a second io_uring_enter
+   * per request (write_ring.c). */
+  if (!follow && !s->is_pipe && eddy__loop_send_batching(eddy__stream_loop(s)) &&
+      eddy__loop_running(eddy__stream_loop(s)))
+    return 0;
+  if (!follow) {
     r = eddy__write_some(s, data, len);
   } else if (len < GATHER_MAX) {
     pass_link(s); /* held: queued by the caller, sent by pass_end */
@@ -601,8 +639,22 @@ static eddy_future_t *write_mem(eddy_stream_t *s, const void *data, size_t len, 
 static void write_unborrow(eddy_future_t *f, void *arg)
 {
   eddy_stream_t *s = arg;
+  /* A ring send may be reading the caller's memory: it ends first, and
+   * what it did not send goes again from the copies. */
+  int resend = s->ring_send != 0;
+  eddy__stream_hold(s);
+  eddy__write_ring_settle(s);
+  if (s->state == EDDY__ST_CLOSED) {
+    eddy__stream_release(s);
+    return;
+  }
   if (eddy__wq_unborrow(&s->wq, f) < 0)
     eddy__stream_close(s, -ENOMEM, "out of memory copying a cancelled borrowed write");
+  else if (resend) {
+    eddy__write_flush(s);
+    eddy__io_update(s); /* write interest, if that took a system call and EAGAIN */
+  }
+  eddy__stream_release(s);
 }
 
 eddy_future_t *eddy_stream_write(eddy_stream_t *s, const void *data, size_t len)
