@@ -8,7 +8,7 @@
  * A send names a record of the loop's, by a small id (the stream keeps
  * it in four bytes it had spare): the msghdr and the iovecs the kernel
  * reads at submission live there, and the id is the request's user_data
- * with bit 63 set. The other requests' tags never set it (a 16-bit
+ * with bit 63 set. The other requests' tags never set it (an 8-bit
  * sequence number above an fd), and EDDY__URING_IGNORE, which does, is
  * tested first. Records are pointers in a table, so growing it never
  * moves a msghdr the kernel has not read yet; a finished record goes on a
