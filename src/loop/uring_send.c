@@ -276,7 +276,7 @@ void eddy__usend_settle(eddy_loop_t *loop, unsigned id)
 {
   struct eddy__uring *u = loop->uring;
   struct eddy__usends *t = u->tx;
-  struct usend *r = t != NULL && id >= 1 && id <= t->n ? t->v[id - 1] : NULL;
+  struct usend *r = t != NULL ? rec_of(t, tag_of(id)) : NULL;
   if (r == NULL || r->state == SEND_FREE)
     return;
   if (r->state == SEND_INFLIGHT) {

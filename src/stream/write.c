@@ -269,15 +269,21 @@ static void resolve_waiters(eddy_stream_t *s, struct eddy__waiter **list)
   }
 }
 
-/* After progress: resolve write futures and drains, watermarks, deadline,
- * shutdown / close_when_drained once empty, the write reference. */
-void eddy__write_settle(eddy_stream_t *s)
+/* Resolves the write futures whose bytes are all in the kernel. */
+static void resolve_acked(eddy_stream_t *s)
 {
   eddy_future_t *f;
   while ((f = eddy__wq_pop_done(&s->wq, s->acked))) {
     eddy_future_resolve(f, NULL, NULL);
     eddy_future_unref(f);
   }
+}
+
+/* After progress: resolve write futures and drains, watermarks, deadline,
+ * shutdown / close_when_drained once empty, the write reference. */
+void eddy__write_settle(eddy_stream_t *s)
+{
+  resolve_acked(s);
   size_t size = eddy_stream_write_buffer_size(s);
   if (size <= s->opt->write_low_watermark) {
     s->write_blocked = 0;
@@ -328,11 +334,7 @@ void eddy__write_flush(eddy_stream_t *s)
 void eddy__write_fail_all(eddy_stream_t *s)
 {
   eddy_future_t *f;
-  /* A ring send settled by the close may have sent their bytes. */
-  while ((f = eddy__wq_pop_done(&s->wq, s->acked))) {
-    eddy_future_resolve(f, NULL, NULL);
-    eddy_future_unref(f);
-  }
+  resolve_acked(s); /* a ring send settled by the close may have sent their bytes */
   while ((f = eddy__wq_pop_done(&s->wq, UINT64_MAX)))
     eddy__stream_fail_future(s, &f);
   while (s->cold && s->cold->drains) {
